@@ -1,0 +1,72 @@
+"""The `marketdb` command line. Interfaces parse, authorize and format; services do the work.
+
+Every command has ``--help``. Errors print what went wrong and what to do,
+and exit with a code by kind (2 bad input, 3 not found, 4 conflict,
+5 configuration, 6 unavailable, 7 permission denied).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Annotated
+
+import typer
+
+from marketdb.cli import db as db_cmd
+from marketdb.cli import demo as demo_cmd
+from marketdb.cli._common import fail
+from marketdb.errors import MarketdbError
+
+app = typer.Typer(
+    name="marketdb",
+    help=(
+        "marketdb: the market-data and trading database for Python.\n\n"
+        "With no DATABASE_URL it runs an embedded PostgreSQL under MARKETDB_HOME "
+        "(started on first use, reused afterwards). Start with `marketdb demo`."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+app.add_typer(db_cmd.app, name="db")
+app.command("demo")(demo_cmd.demo)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from marketdb import __version__
+
+        typer.echo(f"marketdb {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what marketdb does.")] = False,
+) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `marketdb` script: runs the app, maps errors to exit codes."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except MarketdbError as exc:
+        raise SystemExit(fail(exc).exit_code) from None
+    except typer.Abort:
+        sys.stderr.write("aborted\n")
+        raise SystemExit(1) from None
+    except typer.Exit as exc:
+        raise SystemExit(exc.exit_code) from None
+    except Exception as exc:  # click usage errors carry their own exit code
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            raise SystemExit(exc.exit_code) from None
+        raise

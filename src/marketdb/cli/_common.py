@@ -1,0 +1,58 @@
+"""Shared CLI plumbing: one console, one place that maps errors to exit codes."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from marketdb.errors import MarketdbError
+
+console = Console()
+err_console = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def connect_db(url: str | None = None, **kw: Any) -> Any:
+    """Connect with a status spinner (the embedded server may need a second to start)."""
+    import marketdb
+
+    with err_console.status("connecting to PostgreSQL...", spinner="dots"):
+        return marketdb.connect(url, **kw)
+
+
+def print_table(
+    rows: Sequence[dict[str, Any]] | Iterable[dict[str, Any]], title: str | None = None, fmt: str = "table"
+) -> None:
+    """Print rows as a rich table or as JSON lines."""
+    rows = list(rows)
+    if fmt == "json":
+        for r in rows:
+            sys.stdout.write(json.dumps(r, default=str) + "\n")
+        return
+    if not rows:
+        console.print("[dim](no rows)[/dim]")
+        return
+    table = Table(title=title)
+    for col in rows[0]:
+        table.add_column(str(col))
+    for r in rows:
+        table.add_row(*("" if v is None else str(v) for v in r.values()))
+    console.print(table)
+
+
+def fail(exc: MarketdbError) -> typer.Exit:
+    """Print a marketdb error for humans and return the matching exit."""
+    err_console.print(f"[bold red]error:[/bold red] {exc.message}")
+    if exc.hint:
+        err_console.print(f"[yellow]hint:[/yellow] {exc.hint}")
+    details = exc.details
+    if isinstance(details, dict) and details.get("summary"):
+        err_console.print(details["summary"])
+    return typer.Exit(exc.exit_code)

@@ -1,0 +1,87 @@
+"""Typed settings, built once (``Settings.from_env()``) and passed in explicitly.
+
+Nothing reads the environment at import time. Every field can be given as a
+keyword to :func:`marketdb.connect` or through the environment variable named
+in its description.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["DEFAULT_BAR_INTERVALS", "Settings"]
+
+#: Bar intervals kept up to date at ingest time unless configured otherwise.
+DEFAULT_BAR_INTERVALS: tuple[str, ...] = ("1m", "5m", "15m", "1h", "1d")
+
+
+def _default_home() -> Path:
+    return Path(platformdirs.user_data_dir("marketdb", appauthor=False))
+
+
+class Settings(BaseSettings):
+    """Configuration of one marketdb client.
+
+    Environment variables (all optional):
+
+    ``DATABASE_URL``      PostgreSQL to use; unset means the embedded server.
+    ``MARKETDB_HOME``     where the embedded server keeps its data (per user).
+    ``REDIS_URL``         Redis for caching; unset or unreachable means no cache.
+    ``CLICKHOUSE_URL``    ClickHouse analytics tier; ``chdb:PATH`` for in-process.
+    ``MARKETDB_TIMESCALEDB`` ``auto`` (use it when installed), ``on`` or ``off``.
+    ``MARKETDB_MASTER_KEYS`` ``id1:base64key,id2:base64key`` master keys for secrets.
+    ``MARKETDB_MASTER_KEY_FILE`` a file with one ``id:base64key`` per line.
+    ``MARKETDB_PRIMARY_KEY_ID`` which master key seals new secrets.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="MARKETDB_", extra="ignore", frozen=True)
+
+    database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
+    home: Path = Field(default_factory=_default_home)
+    redis_url: str | None = Field(default=None, validation_alias="REDIS_URL")
+    clickhouse_url: str | None = Field(default=None, validation_alias="CLICKHOUSE_URL")
+    timescaledb: Literal["auto", "on", "off"] = "auto"
+    master_keys: SecretStr | None = None
+    master_key_file: Path | None = None
+    primary_key_id: str | None = None
+    bar_intervals: tuple[str, ...] = DEFAULT_BAR_INTERVALS
+    statement_timeout_ms: int = 0
+    application_name: str = "marketdb"
+
+    @field_validator("database_url", "redis_url", "clickhouse_url", mode="before")
+    @classmethod
+    def _empty_is_none(cls, v: object) -> object:
+        return None if v in ("", None) else v
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        if not v.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
+            from marketdb.errors import ConfigurationError
+
+            raise ConfigurationError(
+                "DATABASE_URL must be a PostgreSQL URL",
+                hint="use postgresql://user:password@host:5432/dbname, or unset it for the embedded server",
+            )
+        return v
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        """Build settings from the environment, with explicit keyword overrides winning."""
+        clean = {k: v for k, v in overrides.items() if v is not None}
+        if "MARKETDB_HOME" in os.environ and "home" not in clean:
+            clean["home"] = Path(os.environ["MARKETDB_HOME"]).expanduser()
+        return cls(**clean)  # type: ignore[arg-type]
+
+    @property
+    def embedded(self) -> bool:
+        """True when no DATABASE_URL is set and the embedded server is used."""
+        return self.database_url is None

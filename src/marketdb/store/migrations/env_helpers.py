@@ -1,0 +1,24 @@
+"""Filters that keep Alembic's autogenerate/check focused on marketdb's own tables."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from marketdb.store.schema import TIMESERIES_TABLES
+
+_PARTITION = re.compile(r"^(" + "|".join(TIMESERIES_TABLES) + r")_p\d{8}$")
+
+
+def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
+    """Skip native partitions (managed by marketdb.store.timeseries) and views."""
+    if type_ == "table" and name is not None:
+        return not _PARTITION.match(name)
+    if type_ == "schema":
+        return name is None  # only the default schema
+    return True
+
+
+def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+    """Skip partition-local indexes that PostgreSQL names after the partition."""
+    return not (type_ == "index" and name is not None and _PARTITION.match(name.rsplit("_", 1)[0]))
