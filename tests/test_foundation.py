@@ -271,12 +271,11 @@ def test_embedded_server_is_reused_across_processes(tmp_path: Path) -> None:
     home = tmp_path / "home"
     code = "import marketdb,sys; db=marketdb.connect(); print(db.server.pid); db.close()"
     env = {"MARKETDB_HOME": str(home), "PATH": "/usr/bin:/bin"}
-    pids = [
-        subprocess.run(
-            [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        for _ in range(2)
-    ]
+    pids = []
+    for _ in range(2):
+        proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        pids.append(proc.stdout.strip())
     try:
         assert pids[0].isdigit()
         assert pids[0] == pids[1]
