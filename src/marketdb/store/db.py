@@ -38,6 +38,8 @@ def create_engine(url: str, settings: Settings, **kwargs: Any) -> sa.Engine:
     engine = sa.create_engine(
         sqlalchemy_url(url),
         pool_pre_ping=True,
+        # Keep parameters (password hashes, ciphertext, emails) out of logs and exception texts.
+        hide_parameters=True,
         pool_size=kwargs.pop("pool_size", 5),
         max_overflow=kwargs.pop("max_overflow", 10),
         connect_args={"options": options, "application_name": settings.application_name},
