@@ -2,7 +2,8 @@
 
 Every command has ``--help``. Errors print what went wrong and what to do,
 and exit with a code by kind (2 bad input, 3 not found, 4 conflict,
-5 configuration, 6 unavailable, 7 permission denied).
+5 configuration, 6 unavailable, 7 permission denied, 8 a secret failed
+authentication: tampered, swapped or wrong key).
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from typing import Annotated
 
 import typer
 
+from marketdb.cli import accounts as accounts_cmd
 from marketdb.cli import db as db_cmd
 from marketdb.cli import demo as demo_cmd
+from marketdb.cli import trading as trading_cmd
 from marketdb.cli._common import fail
 from marketdb.errors import MarketdbError
 
@@ -29,6 +32,17 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 app.add_typer(db_cmd.app, name="db")
+app.add_typer(trading_cmd.strategies_app, name="strategies")
+app.add_typer(trading_cmd.signals_app, name="signals")
+app.add_typer(trading_cmd.orders_app, name="orders")
+app.add_typer(trading_cmd.fills_app, name="fills")
+app.add_typer(trading_cmd.positions_app, name="positions")
+app.add_typer(trading_cmd.portfolio_app, name="portfolio")
+app.add_typer(trading_cmd.seed_app, name="seed")
+app.add_typer(accounts_cmd.users_app, name="users")
+app.add_typer(accounts_cmd.secrets_app, name="secrets")
+app.add_typer(accounts_cmd.keys_app, name="keys")
+app.add_typer(accounts_cmd.posts_app, name="posts")
 app.command("demo")(demo_cmd.demo)
 
 
@@ -63,10 +77,13 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(1) from None
     except typer.Exit as exc:
         raise SystemExit(exc.exit_code) from None
-    except Exception as exc:  # click usage errors carry their own exit code
-        import click
+    except Exception as exc:  # usage errors carry their own exit code
+        try:
+            from click import ClickException
+        except ImportError:  # typer >= 0.20 vendors click
+            from typer._click import ClickException  # type: ignore[no-redef]
 
-        if isinstance(exc, click.ClickException):
+        if isinstance(exc, ClickException):
             exc.show()
             raise SystemExit(exc.exit_code) from None
         raise

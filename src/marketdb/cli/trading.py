@@ -1,0 +1,723 @@
+"""`marketdb strategies|signals|orders|fills|positions|portfolio|seed ...`: trading records.
+
+Parse, call :class:`marketdb.services.trading.Trading`, format. No SQL here.
+Money is passed through as text, so ``0.1`` stays exactly ``Decimal("0.1")``.
+Times are ISO 8601; a time without an offset is taken as UTC. The CLI acts
+as the operator ``cli:<os user>`` in the audit log. ``--format json`` prints
+one JSON object per line with every column.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from marketdb.cli._common import connect_db, console, print_table
+from marketdb.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from marketdb.services.trading import Trading
+
+__all__ = [
+    "fills_app",
+    "orders_app",
+    "portfolio_app",
+    "positions_app",
+    "seed_app",
+    "signals_app",
+    "strategies_app",
+]
+
+strategies_app = typer.Typer(help="Strategies: create, update, enable/disable, list.", no_args_is_help=True)
+signals_app = typer.Typer(help="Signals: record, list active, execute, cancel, expire.", no_args_is_help=True)
+orders_app = typer.Typer(
+    help="Orders: submit, accept, cancel, reject, expire, list, history.", no_args_is_help=True
+)
+fills_app = typer.Typer(help="Fills (executions): record and list.", no_args_is_help=True)
+positions_app = typer.Typer(
+    help="Positions: list, mark to market, stop-loss and target.", no_args_is_help=True
+)
+portfolio_app = typer.Typer(
+    help="Portfolio: value now, write a snapshot, show the series.", no_args_is_help=True
+)
+seed_app = typer.Typer(help="Load example data.", no_args_is_help=True)
+
+UrlOpt = Annotated[
+    str | None,
+    typer.Option("--url", envvar="DATABASE_URL", help="PostgreSQL URL; default: the embedded server."),
+]
+FormatOpt = Annotated[str, typer.Option("--format", "-f", help="Output: table or json.")]
+StrategyOpt = Annotated[str | None, typer.Option("--strategy", "-s", help="Strategy id.")]
+SymbolOpt = Annotated[str | None, typer.Option("--symbol", help="Instrument symbol.")]
+
+
+@contextmanager
+def _trading(url: str | None) -> Iterator[Trading]:
+    from marketdb import __version__
+    from marketdb.services.accounts.audit import Actor
+    from marketdb.services.trading import Trading
+
+    try:
+        who = getpass.getuser()
+    except Exception:  # no login name in some containers
+        who = "unknown"
+    db = connect_db(url)
+    try:
+        yield Trading(db, actor=Actor(name=f"cli:{who}", user_agent=f"marketdb-cli/{__version__}"))
+    finally:
+        db.close()
+
+
+def _json_arg(value: str | None, name: str) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"{name} is not valid JSON: {exc.msg}") from None
+    if not isinstance(parsed, dict):
+        raise InvalidInput(f"{name} must be a JSON object, e.g. '{{\"fast_ema\": 9}}'")
+    return parsed
+
+
+def _time_arg(value: str | None, name: str) -> dt.datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(f"{name} must be an ISO 8601 time, got {value!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def _price_args(values: Sequence[str] | None) -> dict[str | int, str] | None:
+    if not values:
+        return None
+    prices: dict[str | int, str] = {}
+    for item in values:
+        symbol, sep, price = item.partition("=")
+        if not sep or not symbol or not price:
+            raise InvalidInput(f"--price takes SYMBOL=PRICE, got {item!r}")
+        prices[symbol] = price
+    return prices
+
+
+def _show(rows: Sequence[dict[str, Any]], fmt: str, columns: Sequence[str], title: str) -> None:
+    if fmt not in ("table", "json"):
+        raise InvalidInput(f"--format must be table or json, got {fmt!r}")
+    if fmt == "json":
+        print_table(rows, fmt="json")
+        return
+    print_table([{c: _cell(r.get(c)) for c in columns} for r in rows], title=title)
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, dict | list):
+        return json.dumps(value, default=str)
+    return value
+
+
+STRATEGY_COLUMNS = (
+    "id",
+    "name",
+    "strategy_type",
+    "execution_mode",
+    "is_enabled",
+    "status",
+    "symbols",
+    "config",
+    "risk_limits",
+)
+SIGNAL_COLUMNS = (
+    "id",
+    "ts",
+    "strategy_id",
+    "user_id",
+    "symbol",
+    "signal_type",
+    "strength",
+    "confidence",
+    "target_price",
+    "stop_loss",
+    "expires_at",
+    "status",
+)
+ORDER_COLUMNS = (
+    "id",
+    "created_at",
+    "strategy_id",
+    "symbol",
+    "side",
+    "order_type",
+    "quantity",
+    "price",
+    "stop_price",
+    "time_in_force",
+    "status",
+    "filled_quantity",
+    "avg_fill_price",
+    "client_order_id",
+)
+HISTORY_COLUMNS = ("ts", "from_status", "status", "filled_quantity", "details")
+FILL_COLUMNS = (
+    "id",
+    "ts",
+    "order_id",
+    "strategy_id",
+    "symbol",
+    "side",
+    "quantity",
+    "price",
+    "commission",
+    "broker_exec_id",
+    "venue",
+)
+POSITION_COLUMNS = (
+    "strategy_id",
+    "symbol",
+    "quantity",
+    "average_entry_price",
+    "cost_basis",
+    "current_price",
+    "unrealized_pnl",
+    "realized_pnl",
+    "commissions",
+    "stop_loss_price",
+    "target_price",
+    "status",
+    "opened_at",
+    "closed_at",
+)
+SNAPSHOT_COLUMNS = (
+    "portfolio",
+    "ts",
+    "total_value",
+    "cash",
+    "positions_value",
+    "total_pnl",
+    "realized_pnl",
+    "unrealized_pnl",
+    "gross_exposure",
+    "net_exposure",
+    "n_positions",
+)
+
+
+# ------------------------------------------------------------------ strategies
+@strategies_app.command("list")
+def strategies_list(
+    enabled: Annotated[
+        bool | None, typer.Option("--enabled/--disabled", help="Only enabled or disabled.")
+    ] = None,
+    mode: Annotated[str | None, typer.Option("--mode", help="paper or live.")] = None,
+    status: Annotated[str | None, typer.Option("--status")] = None,
+    url: UrlOpt = None,
+    fmt: FormatOpt = "table",
+) -> None:
+    """List strategies."""
+    with _trading(url) as tr:
+        rows = tr.strategies(enabled=enabled, execution_mode=mode, status=status)
+    _show(rows, fmt, STRATEGY_COLUMNS, "strategies")
+
+
+@strategies_app.command("show")
+def strategies_show(strategy_id: str, url: UrlOpt = None, fmt: FormatOpt = "table") -> None:
+    """Show one strategy."""
+    with _trading(url) as tr:
+        row = tr.strategy(strategy_id)
+    _show([row], fmt, STRATEGY_COLUMNS, "strategy")
+
+
+@strategies_app.command("create")
+def strategies_create(
+    strategy_id: Annotated[str, typer.Argument(help="Id: letters, digits, '_', '.', '-'.")],
+    name: str,
+    description: Annotated[str | None, typer.Option("--description")] = None,
+    strategy_type: Annotated[str, typer.Option("--type", help="Kind of strategy.")] = "custom",
+    class_name: Annotated[str | None, typer.Option("--class-name")] = None,
+    config: Annotated[str | None, typer.Option("--config", help="JSON object.")] = None,
+    risk_limits: Annotated[str | None, typer.Option("--risk-limits", help="JSON object.")] = None,
+    symbol: Annotated[list[str] | None, typer.Option("--symbol", help="Traded symbol (repeatable).")] = None,
+    mode: Annotated[str, typer.Option("--mode", help="paper or live.")] = "paper",
+    enable: Annotated[bool, typer.Option("--enable", help="Enable it right away.")] = False,
+    url: UrlOpt = None,
+    fmt: FormatOpt = "table",
+) -> None:
+    """Create a strategy."""
+    with _trading(url) as tr:
+        row = tr.create_strategy(
+            strategy_id,
+            name,
+            description=description,
+            strategy_type=strategy_type,
+            class_name=class_name,
+            config=_json_arg(config, "--config"),
+            risk_limits=_json_arg(risk_limits, "--risk-limits"),
+            symbols=symbol or [],
+            execution_mode=mode,
+            enabled=enable,
+        )
+    _show([row], fmt, STRATEGY_COLUMNS, "created")
+
+
+@strategies_app.command("update")
+def strategies_update(
+    strategy_id: str,
+    name: Annotated[str | None, typer.Option("--name")] = None,
+    description: Annotated[str | None, typer.Option("--description")] = None,
+    strategy_type: Annotated[str | None, typer.Option("--type")] = None,
+    class_name: Annotated[str | None, typer.Option("--class-name")] = None,
+    config: Annotated[str | None, typer.Option("--config", help="JSON object (replaces).")] = None,
+    risk_limits: Annotated[str | None, typer.Option("--risk-limits", help="JSON object (replaces).")] = None,
+    symbol: Annotated[
+        list[str] | None, typer.Option("--symbol", help="Replaces the symbols (repeatable).")
+    ] = None,
+    mode: Annotated[str | None, typer.Option("--mode", help="paper or live.")] = None,
+    status: Annotated[str | None, typer.Option("--status", help="stopped, running, paused or error.")] = None,
+    url: UrlOpt = None,
+    fmt: FormatOpt = "table",
+) -> None:
+    """Change a strategy's fields (only the options given)."""
+    changes: dict[str, Any] = {
+        k: val
+        for k, val in {
+            "name": name,
+            "description": description,
+            "strategy_type": strategy_type,
+            "class_name": class_name,
+            "config": _json_arg(config, "--config"),
+            "risk_limits": _json_arg(risk_limits, "--risk-limits"),
+            "symbols": symbol,
+            "execution_mode": mode,
+            "status": status,
+        }.items()
+        if val is not None
+    }
+    with _trading(url) as tr:
+        row = tr.update_strategy(strategy_id, **changes)
+    _show([row], fmt, STRATEGY_COLUMNS, "updated")
+
+
+@strategies_app.command("enable")
+def strategies_enable(strategy_id: str, url: UrlOpt = None, fmt: FormatOpt = "table") -> None:
+    """Enable a strategy."""
+    with _trading(url) as tr:
+        row = tr.enable_strategy(strategy_id)
+    _show([row], fmt, STRATEGY_COLUMNS, "enabled")
+
+
+@strategies_app.command("disable")
+def strategies_disable(strategy_id: str, url: UrlOpt = None, fmt: FormatOpt = "table") -> None:
+    """Disable a strategy (a running one is stopped)."""
+    with _trading(url) as tr:
+        row = tr.disable_strategy(strategy_id)
+    _show([row], fmt, STRATEGY_COLUMNS, "disabled")
+
+
+# --------------------------------------------------------------------- signals
+@signals_app.command("create")
+def signals_create(
+    symbol: str,
+    signal_type: Annotated[
+        str, typer.Argument(help="LONG, SHORT, EXIT_LONG, EXIT_SHORT (any text for users).")
+    ],
+    strategy: StrategyOpt = None,
+    user: Annotated[str | None, typer.Option("--user", help="Owning user id (UUID).")] = None,
+    strength: Annotated[float | None, typer.Option("--strength", help="In [0, 1].")] = None,
+    confidence: Annotated[float | None, typer.Option("--confidence", help="In [0, 1].")] = None,
+    target: Annotated[str | None, typer.Option("--target", help="Target price.")] = None,
+    stop: Annotated[str | None, typer.Option("--stop", help="Stop-loss price.")] = None,
+    expires: Annotated[str | None, typer.Option("--expires", help="ISO time.")] = None,
+    data: Annotated[str | None, typer.Option("--data", help="JSON object.")] = None,
+    url: UrlOpt = None,
+    fmt: FormatOpt = "table",
+) -> None:
+    """Record a strategy signal (--strategy) or a user signal (--user)."""
+    with _trading(url) as tr:
+        row = tr.create_signal(
+            symbol,
+            signal_type,
+            strategy_id=strategy,
+            user_id=user,
+            strength=strength,
+            confidence=confidence,
+            target_price=target,
+            stop_loss=stop,
+            expires_at=_time_arg(expires, "--expires"),
+            data=_json_arg(data, "--data"),
+        )
+    _show([row], fmt, SIGNAL_COLUMNS, "signal")
+
+
+@signals_app.command("list")
+def signals_list(
+    strategy: StrategyOpt = None,
+    symbol: SymbolOpt = None,
+    user: Annotated[str | None, typer.Option("--user")] = None,
+    status: Annotated[
+        str | None, typer.Option("--status", help="active, executed, expired, cancelled.")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit")] = 100,
+    url: UrlOpt = None,
+    fmt: FormatOpt = "table",
+) -> None:
+    """List signals, newest first."""
+    with _trading(url) as tr:
+        if status == "active":
+            rows = tr.active_signals(strategy_id=strategy, instrument=symbol, user_id=user, limit=limit)
+        else:
+            rows = tr.signals(
+                strategy_id=strategy, instrument=symbol, user_id=user, status=status, limit=limit
+            )
+    _show(rows, fmt, SIGNAL_COLUMNS, "signals")
+
+
+@signals_app.command("execute")
+def signals_execute(signal_id: str, url: UrlOpt = None, fmt: FormatOpt = "table") -> None:
+    """Mark an active signal executed."""
+    with _trading(url) as tr:
+        row = tr.execute_signal(signal_id)
+    _show([row], fmt, SIGNAL_COLUMNS, "signal")
+
+
+@signals_app.command("cancel")
+def signals_cancel(
+    signal_id: str,
+    reason: Annotated[str | None, typer.Option("--reason")] = None,
+    url: UrlOpt = None,
+    fmt: FormatOpt = "table",
+) -> None:
+    """Cancel an active signal."""
+    with _trading(url) as tr:
+        row = tr.cancel_signal(signal_id, reason=reason)
+    _show([row], fmt, SIGNAL_COLUMNS, "signal")
+
+
+@signals_app.command("expire")
+def signals_expire(
+    now: Annotated[str | None, typer.Option("--now", help="ISO time; default: now.")] = None,
+    url: UrlOpt = None,
+) -> None:
+    """Expire active signals past their expiry time (run it from cron)."""
+    with _trading(url) as tr:
+        expired = tr.expire_signals(now=_time_arg(now, "--now"))
+    console.print(f"expired {len(expired)} signal(s)")
+
+
+# ---------------------------------------------------------------------- orders
+@orders_app.command("submit")
+def orders_submit(
+    strategy: Annotated[str, typer.Argument(help="Strategy id.")],
+    symbol: str,
+    side: Annotated[str, typer.Argument(help="buy or sell.")],
+    quantity: Annotated[str, typer.Argument(help="Quantity (> 0, exact decimal).")],
+    order_type: Annotated[str, typer.Option("--type", help="market, limit, stop or stop_limit.")] = "market",
+    price: Annotated[str | None, typer.Option("--price", help="Limit price.")] = None,
+    stop_price: Annotated[str | None, typer.Option("--stop-price")] = None,
+    tif: Annotated[str, typer.Option("--tif", help="day, gtc, ioc, fok, opg, cls or gtd.")] = "day",
+    client_order_id: Annotated[str | None, typer.Option("--client-order-id", help="Idempotency key.")] = None,
+    expires: Annotated[str | None, typer.Option("--expires", help="ISO time (gtd).")] = None,
+    signal: Annotated[str | None, typer.Option("--signal", help="Signal id.")] = None,
+    url: UrlOpt = None,
+    fmt: FormatOpt = "table",
+) -> None:
+    """Submit an order (status pending). Re-running with the same --client-order-id is safe."""
+    with _trading(url) as tr:
+        row = tr.submit_order(
+            strategy,
+            symbol,
+            side,
+            quantity,
+            order_type=order_type,
+            price=price,
+            stop_price=stop_price,
+            time_in_force=tif,
+            client_order_id=client_order_id,
+            signal_id=signal,
+            expires_at=_time_arg(expires, "--expires"),
+        )
+    _show([row], fmt, ORDER_COLUMNS, "order")
+
+
+@orders_app.command("list")
+def orders_list(
+    strategy: StrategyOpt = None,
+    symbol: SymbolOpt = None,
+    status: Annotated[str | None, typer.Option("--status")] = None,
+    working: Annotated[bool, typer.Option("--working", help="Only pending, open, partially filled.")] = False,
+    limit: Annotated[int, typer.Option("--limit")] = 100,
+    url: UrlOpt = None,
+    fmt: FormatOpt = "table",
+) -> None:
+    """List orders, newest first."""
+    with _trading(url) as tr:
+        rows = tr.orders(strategy_id=strategy, instrument=symbol, status=status, working=working, limit=limit)
+    _show(rows, fmt, ORDER_COLUMNS, "orders")
+
+
+@orders_app.command("show")
+def orders_show(order_id: str, url: UrlOpt = None, fmt: FormatOpt = "table") -> None:
+    """Show an order and its status history."""
+    with _trading(url) as tr:
+        order = tr.order(order_id)
+        history = tr.order_history(order_id)
+    _show([order], fmt, ORDER_COLUMNS, "order")
+    _show(history, fmt, HISTORY_COLUMNS, "history")
+
+
+def _transition(order_id: str, status: str, url: str | None, fmt: str, **kw: Any) -> None:
+    with _trading(url) as tr:
+        row = tr.transition_order(order_id, status, **kw)
+    _show([row], fmt, ORDER_COLUMNS, "order")
+
+
+@orders_app.command("accept")
+def orders_accept(
+    order_id: str,
+    broker_order_id: Annotated[str | None, typer.Option("--broker-order-id")] = None,
+    url: UrlOpt = None,
+    fmt: FormatOpt = "table",
+) -> None:
+    """The venue acknowledged the order (pending -> open)."""
+    _transition(order_id, "open", url, fmt, broker_order_id=broker_order_id)
+
+
+@orders_app.command("cancel")
+def orders_cancel(
+    order_id: str,
+    reason: Annotated[str | None, typer.Option("--reason")] = None,
+    url: UrlOpt = None,
+    fmt: FormatOpt = "table",
+) -> None:
+    """Cancel a working order."""
+    _transition(order_id, "cancelled", url, fmt, reason=reason)
+
+
+@orders_app.command("reject")
+def orders_reject(
+    order_id: str,
+    reason: Annotated[str, typer.Option("--reason", help="Why the venue rejected it.")],
+    url: UrlOpt = None,
+    fmt: FormatOpt = "table",
+) -> None:
+    """Record that the venue rejected the order."""
+    _transition(order_id, "rejected", url, fmt, reason=reason)
+
+
+@orders_app.command("expire")
+def orders_expire(order_id: str, url: UrlOpt = None, fmt: FormatOpt = "table") -> None:
+    """Record that the order expired."""
+    _transition(order_id, "expired", url, fmt)
+
+
+@orders_app.command("expire-due")
+def orders_expire_due(
+    now: Annotated[str | None, typer.Option("--now", help="ISO time; default: now.")] = None,
+    url: UrlOpt = None,
+) -> None:
+    """Expire open and partially filled orders past their expiry time (run it from cron)."""
+    with _trading(url) as tr:
+        expired = tr.expire_orders(now=_time_arg(now, "--now"))
+    console.print(f"expired {len(expired)} order(s)")
+
+
+# ----------------------------------------------------------------------- fills
+@fills_app.command("record")
+def fills_record(
+    order_id: str,
+    quantity: str,
+    price: str,
+    commission: Annotated[str, typer.Option("--commission")] = "0",
+    exec_id: Annotated[str | None, typer.Option("--exec-id", help="Broker execution id (dedupes).")] = None,
+    venue: Annotated[str | None, typer.Option("--venue")] = None,
+    ts: Annotated[str | None, typer.Option("--ts", help="Execution time, ISO.")] = None,
+    url: UrlOpt = None,
+    fmt: FormatOpt = "table",
+) -> None:
+    """Record a fill: updates the order, its history and the position in one transaction."""
+    with _trading(url) as tr:
+        result = tr.record_fill(
+            order_id,
+            quantity,
+            price,
+            commission=commission,
+            broker_exec_id=exec_id,
+            venue=venue,
+            ts=_time_arg(ts, "--ts"),
+        )
+        positions = [
+            p
+            for p in tr.positions(strategy_id=result.order["strategy_id"], status="all")
+            if p["id"] in {q["id"] for q in result.positions}
+        ]
+    if result.duplicate:
+        console.print(f"duplicate execution {exec_id!r}: already recorded, nothing changed")
+    _show([result.order], fmt, ORDER_COLUMNS, "order")
+    _show(positions, fmt, POSITION_COLUMNS, "position")
+
+
+@fills_app.command("list")
+def fills_list(
+    order: Annotated[str | None, typer.Option("--order", help="Order id.")] = None,
+    strategy: StrategyOpt = None,
+    limit: Annotated[int, typer.Option("--limit")] = 100,
+    url: UrlOpt = None,
+    fmt: FormatOpt = "table",
+) -> None:
+    """List fills, oldest first."""
+    with _trading(url) as tr:
+        rows = tr.fills(order_id=order, strategy_id=strategy, limit=limit)
+    _show(rows, fmt, FILL_COLUMNS, "fills")
+
+
+# ------------------------------------------------------------------- positions
+@positions_app.command("list")
+def positions_list(
+    strategy: StrategyOpt = None,
+    symbol: SymbolOpt = None,
+    status: Annotated[str, typer.Option("--status", help="open, closed or all.")] = "open",
+    url: UrlOpt = None,
+    fmt: FormatOpt = "table",
+) -> None:
+    """List positions."""
+    with _trading(url) as tr:
+        rows = tr.positions(strategy_id=strategy, instrument=symbol, status=status)
+    _show(rows, fmt, POSITION_COLUMNS, "positions")
+
+
+@positions_app.command("mark")
+def positions_mark(
+    strategy: StrategyOpt = None,
+    price: Annotated[
+        list[str] | None,
+        typer.Option("--price", help="SYMBOL=PRICE overriding market data (repeatable)."),
+    ] = None,
+    url: UrlOpt = None,
+    fmt: FormatOpt = "table",
+) -> None:
+    """Mark open positions to market from the latest trade or candle."""
+    with _trading(url) as tr:
+        rows = tr.mark_to_market(strategy_id=strategy, prices=_price_args(price))
+    _show(rows, fmt, (*POSITION_COLUMNS[:7], "mark_source"), "marked")
+
+
+def _optional_price(value: str | None) -> Any:
+    from marketdb.services.trading.positions import UNSET
+
+    if value is None:
+        return UNSET
+    return None if value.lower() == "none" else value
+
+
+@positions_app.command("stops")
+def positions_stops(
+    strategy: str,
+    symbol: str,
+    stop_loss: Annotated[str | None, typer.Option("--stop-loss", help="Price, or 'none' to clear.")] = None,
+    target: Annotated[str | None, typer.Option("--target", help="Price, or 'none' to clear.")] = None,
+    url: UrlOpt = None,
+    fmt: FormatOpt = "table",
+) -> None:
+    """Set or clear the stop-loss and target price of an open position."""
+    with _trading(url) as tr:
+        row = tr.set_stops(
+            strategy, symbol, stop_loss=_optional_price(stop_loss), target=_optional_price(target)
+        )
+        row = tr.position(strategy, symbol) or row
+    _show([row], fmt, POSITION_COLUMNS, "position")
+
+
+# ------------------------------------------------------------------- portfolio
+PortfolioOpt = Annotated[str, typer.Option("--portfolio", "-p", help="Portfolio name.")]
+
+
+def _valuation_args(
+    strategy: list[str] | None, cash: str | None, initial_cash: str, price: list[str] | None
+) -> dict[str, Any]:
+    return {
+        "strategies": strategy or None,
+        "cash": cash,
+        "initial_cash": initial_cash,
+        "prices": _price_args(price),
+    }
+
+
+CashOpt = Annotated[str | None, typer.Option("--cash", help="Cash balance; default: derived from fills.")]
+InitialCashOpt = Annotated[
+    str, typer.Option("--initial-cash", help="Starting cash when deriving cash from fills.")
+]
+StrategiesOpt = Annotated[
+    list[str] | None, typer.Option("--strategy", "-s", help="Strategies in scope (repeatable).")
+]
+PricesOpt = Annotated[list[str] | None, typer.Option("--price", help="SYMBOL=PRICE override (repeatable).")]
+
+
+@portfolio_app.command("value")
+def portfolio_value(
+    portfolio: PortfolioOpt = "default",
+    strategy: StrategiesOpt = None,
+    cash: CashOpt = None,
+    initial_cash: InitialCashOpt = "0",
+    price: PricesOpt = None,
+    url: UrlOpt = None,
+    fmt: FormatOpt = "table",
+) -> None:
+    """Value the portfolio now, without storing anything."""
+    with _trading(url) as tr:
+        valuation = tr.value_portfolio(
+            portfolio=portfolio, **_valuation_args(strategy, cash, initial_cash, price)
+        )
+    row = {**valuation.row(), "unpriced": valuation.unpriced}
+    _show([row], fmt, (*SNAPSHOT_COLUMNS, "unpriced"), "portfolio")
+
+
+@portfolio_app.command("snapshot")
+def portfolio_snapshot(
+    portfolio: PortfolioOpt = "default",
+    strategy: StrategiesOpt = None,
+    cash: CashOpt = None,
+    initial_cash: InitialCashOpt = "0",
+    price: PricesOpt = None,
+    url: UrlOpt = None,
+    fmt: FormatOpt = "table",
+) -> None:
+    """Value the portfolio and store the snapshot."""
+    with _trading(url) as tr:
+        row = tr.snapshot_portfolio(
+            portfolio=portfolio, **_valuation_args(strategy, cash, initial_cash, price)
+        )
+    _show([row], fmt, SNAPSHOT_COLUMNS, "snapshot")
+
+
+@portfolio_app.command("series")
+def portfolio_series(
+    portfolio: PortfolioOpt = "default",
+    start: Annotated[str | None, typer.Option("--start", help="ISO time, inclusive.")] = None,
+    end: Annotated[str | None, typer.Option("--end", help="ISO time, exclusive.")] = None,
+    url: UrlOpt = None,
+    fmt: FormatOpt = "table",
+) -> None:
+    """Show stored snapshots in time order."""
+    with _trading(url) as tr:
+        rows = tr.portfolio_series(
+            portfolio=portfolio,
+            start=_time_arg(start, "--start"),
+            end=_time_arg(end, "--end"),
+        )
+    _show(rows, fmt, SNAPSHOT_COLUMNS, "snapshots")
+
+
+# ------------------------------------------------------------------------ seed
+@seed_app.command("examples")
+def seed_examples(url: UrlOpt = None, fmt: FormatOpt = "table") -> None:
+    """Load NIFTY, BANKNIFTY and the ema_crossover/support_resistance strategies (idempotent)."""
+    with _trading(url) as tr:
+        result = tr.seed_examples()
+    rows = [{"what": k, "items": ", ".join(val) or "-"} for k, val in result.items()]
+    _show(rows, fmt, ("what", "items"), "seed examples")

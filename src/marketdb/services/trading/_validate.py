@@ -1,0 +1,112 @@
+"""Input checks shared by the trading services.
+
+They run before any SQL, so a bad value raises :class:`InvalidInput` naming the
+field and the rule, and nothing is written. The database CHECK constraints
+enforce the same rules a second time for writers that bypass the services.
+"""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal
+from typing import Any
+
+from marketdb.errors import InvalidInput
+from marketdb.services.trading.accounting import to_decimal
+
+
+def money(value: Decimal | int | float | str, name: str) -> Decimal:
+    """A finite Decimal (any sign)."""
+    return to_decimal(value, name)
+
+
+def positive_money(value: Decimal | int | float | str, name: str) -> Decimal:
+    """A finite Decimal strictly greater than zero."""
+    result = to_decimal(value, name)
+    if result <= 0:
+        raise InvalidInput(f"{name} must be greater than zero, got {result}")
+    return result
+
+
+def optional_positive_money(value: Decimal | int | float | str | None, name: str) -> Decimal | None:
+    """``None`` or a finite Decimal strictly greater than zero."""
+    return None if value is None else positive_money(value, name)
+
+
+def non_negative_money(value: Decimal | int | float | str, name: str) -> Decimal:
+    """A finite Decimal greater than or equal to zero."""
+    result = to_decimal(value, name)
+    if result < 0:
+        raise InvalidInput(f"{name} must be zero or positive, got {result}")
+    return result
+
+
+def real(value: float | int | Decimal | str, name: str) -> float:
+    """A finite float (market-data and model-parameter values are float64)."""
+    if isinstance(value, bool):
+        raise InvalidInput(f"{name} must be a number, got a boolean")
+    try:
+        result = float(value)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(result):
+        raise InvalidInput(f"{name} must be a finite number, got {value!r}")
+    return result
+
+
+def optional_real(value: float | int | Decimal | str | None, name: str) -> float | None:
+    """``None`` or a finite float."""
+    return None if value is None else real(value, name)
+
+
+def in_range(
+    value: float | int | Decimal | str,
+    name: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
+    """A finite float within ``[low, high]`` (or open at either end)."""
+    result = real(value, name)
+    too_low = low is not None and (result <= low if low_open else result < low)
+    too_high = high is not None and (result >= high if high_open else result > high)
+    if too_low or too_high:
+        left = "(" if low_open else "["
+        right = ")" if high_open else "]"
+        lo = "-inf" if low is None else f"{low:g}"
+        hi = "inf" if high is None else f"{high:g}"
+        raise InvalidInput(f"{name} must be in {left}{lo}, {hi}{right}, got {result!r}")
+    return result
+
+
+def unit_interval(value: float | int | Decimal | str, name: str) -> float:
+    """A float in [0, 1] (signal strength and confidence)."""
+    return in_range(value, name, low=0.0, high=1.0)
+
+
+def choice(value: str, name: str, allowed: tuple[str, ...], *, upper: bool = False) -> str:
+    """``value`` normalized to the allowed spelling, or InvalidInput listing the choices."""
+    if not isinstance(value, str):
+        raise InvalidInput(f"{name} must be a string, got {type(value).__name__}")
+    normalized = value.strip().upper() if upper else value.strip().lower()
+    if normalized not in allowed:
+        raise InvalidInput(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+    return normalized
+
+
+def json_object(value: Any, name: str) -> dict[str, Any]:
+    """A JSON object (dict with string keys); ``None`` becomes ``{}``."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise InvalidInput(f"{name} must be a JSON object (a dict with string keys)")
+    return value
+
+
+def symbol(value: str) -> str:
+    """Normalize a symbol the way ``instruments.symbol`` stores it (trimmed, upper case)."""
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput(f"a symbol must be a non-empty string, got {value!r}")
+    return value.strip().upper()
