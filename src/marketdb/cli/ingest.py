@@ -1,0 +1,287 @@
+"""`marketdb ingest {ticks|candles|books|options|actions|instruments} PATH...`.
+
+Parses options, shows a progress bar (rows, rows/s) and a summary table; the
+ingest service does the work. Errors propagate to the one place that maps
+them to exit codes (``marketdb.cli.main``).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import (
+    BarColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from marketdb.cli._common import connect_db, err_console, print_table
+
+__all__ = ["ingest_app"]
+
+ingest_app = typer.Typer(
+    help=(
+        "Load market data from CSV, Parquet or JSON files: validated, deduplicated, "
+        "all or nothing per batch. Re-running a file changes nothing."
+    ),
+    no_args_is_help=True,
+)
+
+Paths = Annotated[list[Path], typer.Argument(help="Input files (CSV, Parquet, JSON, JSON lines).",
+                                            exists=True, dir_okay=False, readable=True)]
+UrlOpt = Annotated[str | None, typer.Option(
+    "--url", envvar="DATABASE_URL", help="PostgreSQL URL; default: the embedded server.")]
+SourceOpt = Annotated[str | None, typer.Option(
+    "--source", help="Provider name stored with the rows (candles default: the file format).")]
+SymbolOpt = Annotated[str | None, typer.Option(
+    "--symbol", help="Symbol of every row, for files without a symbol column.")]
+FormatOpt = Annotated[str | None, typer.Option(
+    "--format", help="csv, parquet, json or jsonl (default: from the file name).")]
+OnInvalidOpt = Annotated[str, typer.Option(
+    "--on-invalid", help="raise: a bad row stops the batch (nothing of it is written); "
+    "skip: write the valid rows and report the others.")]
+OnConflictOpt = Annotated[str, typer.Option(
+    "--on-conflict", help="ignore: keep stored rows (duplicates); update: replace them.")]
+TzOpt = Annotated[str | None, typer.Option(
+    "--tz", help="Time zone of times written without one (e.g. UTC, America/New_York).")]
+TsFormatOpt = Annotated[str | None, typer.Option(
+    "--ts-format", help="strptime layout of non-ISO times, e.g. '%m/%d/%Y'.")]
+TsUnitOpt = Annotated[str | None, typer.Option(
+    "--ts-unit", help="Unit of epoch-number times: s, ms, us, ns (default: inferred).")]
+AutoRegisterOpt = Annotated[bool, typer.Option(
+    "--auto-register", help="Create instruments for unknown symbols instead of rejecting them.")]
+BatchOpt = Annotated[int | None, typer.Option(
+    "--batch-size", help="Rows per batch and transaction (default 1,000,000).", min=1)]
+RejectsOpt = Annotated[Path | None, typer.Option(
+    "--rejects", help="Write every rejected row (row, rule, field, value, message) to this CSV.")]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Validate only; write nothing.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the summary as JSON lines.")]
+CrossedOpt = Annotated[str, typer.Option(
+    "--crossed", help="reject (default) or allow quotes/books whose bid is above the ask.")]
+ColumnOpt = Annotated[list[str] | None, typer.Option(
+    "--column", help="Map an input column to a field: --column 'Adj Close=adj_close'. Repeatable.")]
+
+
+def _columns(pairs: list[str] | None) -> dict[str, str] | None:
+    if not pairs:
+        return None
+    out = {}
+    for p in pairs:
+        if "=" not in p:
+            raise typer.BadParameter(f"--column needs INPUT=FIELD, got {p!r}")
+        k, v = p.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+class _Bar:
+    """A rich progress bar that shows rows and rows/s per file."""
+
+    def __init__(self, progress: Progress, label: str) -> None:
+        self.progress = progress
+        self.task = progress.add_task(label, total=None, rate="")
+        self.t0 = time.perf_counter()
+
+    def __call__(self, done: int, total: int | None) -> None:
+        secs = max(time.perf_counter() - self.t0, 1e-9)
+        self.progress.update(self.task, completed=done, total=total,
+                             rate=f"{done / secs:,.0f} rows/s")
+
+
+def _run(kind: str, paths: list[Path], url: str | None, json_out: bool,
+         rejects: Path | None, **options: Any) -> None:
+    from marketdb.services.ingest import WriteResult
+
+    db = connect_db(url)
+    try:
+        ingest = db.ingest
+        writer = {
+            "ticks": ingest.write_ticks, "candles": ingest.write_candles,
+            "books": ingest.write_order_books, "options": ingest.write_options_chain,
+            "actions": ingest.write_corporate_actions,
+        }[kind]
+        total = WriteResult(kind)
+        rows: list[dict[str, Any]] = []
+        all_rejections: list[tuple[str, Any]] = []
+        with Progress(
+            SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
+            TextColumn("{task.completed:,} rows"), TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(), console=err_console, transient=json_out,
+            disable=not err_console.is_terminal and not sys.stderr.isatty(),
+        ) as progress:
+            for path in paths:
+                bar = _Bar(progress, path.name)
+                res = writer(str(path), progress=bar, **options)
+                total.merge(res)
+                rows.append(_summary_row(path.name, res))
+                all_rejections.extend((path.name, r) for r in res.rejections)
+        if len(paths) > 1:
+            rows.append(_summary_row("total", total, seconds=total.seconds))
+        if json_out:
+            print_table(rows, fmt="json")
+        else:
+            print_table(rows, title=f"ingest {kind}" + (" (dry run)" if options.get("dry_run")
+                                                          else ""))
+        if total.registered_symbols:
+            err_console.print(f"registered {len(total.registered_symbols)} new symbol(s): "
+                          + ", ".join(total.registered_symbols[:20]))
+        if all_rejections:
+            _report_rejections(all_rejections, rejects)
+    finally:
+        db.close()
+
+
+def _summary_row(name: str, res: Any, seconds: float | None = None) -> dict[str, Any]:
+    secs = res.seconds if seconds is None else seconds
+    return {
+        "file": name, "received": res.received, "inserted": res.inserted,
+        "duplicates": res.duplicates, "updated": res.updated, "rejected": res.rejected,
+        "seconds": round(secs, 3),
+        "rows/s": round(res.received / secs) if secs > 0 else 0,
+    }
+
+
+def _report_rejections(rejections: list[tuple[str, Any]], path: Path | None) -> None:
+    by_rule: dict[str, int] = {}
+    for _, r in rejections:
+        by_rule[r.rule] = by_rule.get(r.rule, 0) + 1
+    err_console.print(
+        f"[yellow]{len(rejections)} rejection(s):[/yellow] "
+        + ", ".join(f"{k} {v}" for k, v in by_rule.items())
+    )
+    if path is None:
+        for name, r in rejections[:10]:
+            err_console.print(f"  {name} row {r.row}: {r.rule} {r.field}={r.value!r} ({r.message})")
+        if len(rejections) > 10:
+            err_console.print("  ... (use --rejects FILE.csv to get all of them)")
+        return
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["file", "row", "rule", "field", "value", "message"])
+        for name, r in rejections:
+            w.writerow([name, r.row, r.rule, r.field, json.dumps(r.as_dict()["value"]), r.message])
+    err_console.print(f"  all rejections written to {path}")
+
+
+def _options(on_invalid: str, on_conflict: str, source: str | None, symbol: str | None,
+             fmt: str | None, tz: str | None, ts_format: str | None, ts_unit: str | None,
+             auto_register: bool, batch_size: int | None, dry_run: bool, crossed: str,
+             column: list[str] | None) -> dict[str, Any]:
+    return {
+        "on_invalid": on_invalid, "on_conflict": on_conflict, "source": source,
+        "symbol": symbol, "format": fmt, "tz": tz, "ts_format": ts_format, "ts_unit": ts_unit,
+        "auto_register": auto_register, "batch_size": batch_size, "dry_run": dry_run,
+        "crossed": crossed, "columns": _columns(column),
+    }
+
+
+@ingest_app.command("ticks")
+def ticks(
+    paths: Paths, url: UrlOpt = None, source: SourceOpt = None, symbol: SymbolOpt = None,
+    fmt: FormatOpt = None, on_invalid: OnInvalidOpt = "raise",
+    on_conflict: OnConflictOpt = "ignore", tz: TzOpt = None, ts_format: TsFormatOpt = None,
+    ts_unit: TsUnitOpt = None, auto_register: AutoRegisterOpt = False,
+    batch_size: BatchOpt = None, crossed: CrossedOpt = "reject", rejects: RejectsOpt = None,
+    dry_run: DryRunOpt = False, json_out: JsonOpt = False, column: ColumnOpt = None,
+) -> None:
+    """Trades and quotes (rows with a price are trades, rows with a bid/ask are quotes)."""
+    _run("ticks", paths, url, json_out, rejects, **_options(
+        on_invalid, on_conflict, source, symbol, fmt, tz, ts_format, ts_unit, auto_register,
+        batch_size, dry_run, crossed, column))
+
+
+@ingest_app.command("candles")
+def candles(
+    paths: Paths, url: UrlOpt = None, source: SourceOpt = None, symbol: SymbolOpt = None,
+    interval: Annotated[str | None, typer.Option(
+        "--interval", help="Bar interval of rows without one (1m, 5m, 1h, 1d, 1w, 1mo).")] = None,
+    fmt: FormatOpt = None, on_invalid: OnInvalidOpt = "raise",
+    on_conflict: OnConflictOpt = "ignore", tz: TzOpt = None, ts_format: TsFormatOpt = None,
+    ts_unit: TsUnitOpt = None, auto_register: AutoRegisterOpt = False,
+    batch_size: BatchOpt = None, rejects: RejectsOpt = None, dry_run: DryRunOpt = False,
+    json_out: JsonOpt = False, column: ColumnOpt = None,
+) -> None:
+    """OHLCV bars of any interval, with adjusted columns, dividends and split factors."""
+    opts = _options(on_invalid, on_conflict, source, symbol, fmt, tz, ts_format, ts_unit,
+                    auto_register, batch_size, dry_run, "reject", column)
+    opts.pop("crossed")
+    _run("candles", paths, url, json_out, rejects, interval=interval, **opts)
+
+
+@ingest_app.command("books")
+def books(
+    paths: Paths, url: UrlOpt = None, source: SourceOpt = None, symbol: SymbolOpt = None,
+    fmt: FormatOpt = None, on_invalid: OnInvalidOpt = "raise",
+    on_conflict: OnConflictOpt = "ignore", tz: TzOpt = None, ts_format: TsFormatOpt = None,
+    ts_unit: TsUnitOpt = None, auto_register: AutoRegisterOpt = False,
+    batch_size: BatchOpt = None, crossed: CrossedOpt = "reject", rejects: RejectsOpt = None,
+    dry_run: DryRunOpt = False, json_out: JsonOpt = False, column: ColumnOpt = None,
+) -> None:
+    """Order-book snapshots (bid/ask price and size arrays, best level first)."""
+    _run("books", paths, url, json_out, rejects, **_options(
+        on_invalid, on_conflict, source, symbol, fmt, tz, ts_format, ts_unit, auto_register,
+        batch_size, dry_run, crossed, column))
+
+
+@ingest_app.command("options")
+def options(
+    paths: Paths, url: UrlOpt = None, source: SourceOpt = None, symbol: SymbolOpt = None,
+    fmt: FormatOpt = None, on_invalid: OnInvalidOpt = "raise",
+    on_conflict: OnConflictOpt = "ignore", tz: TzOpt = None, ts_format: TsFormatOpt = None,
+    ts_unit: TsUnitOpt = None, auto_register: AutoRegisterOpt = False,
+    batch_size: BatchOpt = None, crossed: CrossedOpt = "reject", rejects: RejectsOpt = None,
+    dry_run: DryRunOpt = False, json_out: JsonOpt = False, column: ColumnOpt = None,
+) -> None:
+    """Options chains: bid/ask/last, volume, open interest, implied volatility, Greeks."""
+    _run("options", paths, url, json_out, rejects, **_options(
+        on_invalid, on_conflict, source, symbol, fmt, tz, ts_format, ts_unit, auto_register,
+        batch_size, dry_run, crossed, column))
+
+
+@ingest_app.command("actions")
+def actions(
+    paths: Paths, url: UrlOpt = None, source: SourceOpt = None, symbol: SymbolOpt = None,
+    fmt: FormatOpt = None, on_invalid: OnInvalidOpt = "raise",
+    on_conflict: OnConflictOpt = "ignore", tz: TzOpt = None, ts_format: TsFormatOpt = None,
+    auto_register: AutoRegisterOpt = False, rejects: RejectsOpt = None,
+    dry_run: DryRunOpt = False, json_out: JsonOpt = False, column: ColumnOpt = None,
+) -> None:
+    """Corporate actions: splits (ratio, or split_from/split_to) and cash dividends."""
+    opts = _options(on_invalid, on_conflict, source, symbol, fmt, tz, ts_format, None,
+                    auto_register, None, dry_run, "reject", column)
+    opts.pop("crossed")
+    opts.pop("ts_unit")
+    _run("actions", paths, url, json_out, rejects, **opts)
+
+
+@ingest_app.command("instruments")
+def instruments(
+    paths: Paths, url: UrlOpt = None, fmt: FormatOpt = None,
+    on_invalid: OnInvalidOpt = "raise",
+    replace_metadata: Annotated[bool, typer.Option(
+        "--replace-metadata", help="Replace stored metadata instead of merging keys into it.")
+    ] = False,
+    json_out: JsonOpt = False, column: ColumnOpt = None,
+) -> None:
+    """The security master: upsert instruments by symbol (metadata merged)."""
+    db = connect_db(url)
+    try:
+        rows = []
+        for path in paths:
+            res = db.ingest.write_instruments(str(path), replace_metadata=replace_metadata,
+                                              columns=_columns(column), format=fmt,
+                                              on_invalid=on_invalid)
+            rows.append(_summary_row(path.name, res))
+            if res.rejections:
+                _report_rejections([(path.name, r) for r in res.rejections], None)
+        print_table(rows, title="ingest instruments", fmt="json" if json_out else "table")
+    finally:
+        db.close()

@@ -1,0 +1,222 @@
+"""From a normalised batch to the rows each physical table receives.
+
+Steps, all vectorised: resolve symbols to instrument ids (time-aware, so a
+renamed symbol maps to the instrument that carried it at the time of each
+row), run the validation rules, derive ``seq`` for trades and quotes, find
+in-batch duplicates, and cut the result into per-table Arrow tables. Nothing
+here touches the database: symbol lookup goes through a resolver callable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ._normalize import Normalized
+from ._schemas import QUOTE_COLUMNS, TRADE_COLUMNS, Kind
+from ._seq import SeqAssigner
+from ._validate import Report, ValidationPolicy, find_duplicates, mask, validate
+
+__all__ = ["Prepared", "Preparer", "Resolver", "SymbolSpan"]
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolSpan:
+    """One instrument that carried a symbol during ``[valid_from, valid_to)`` (ns, None = open)."""
+
+    instrument_id: int
+    valid_from: int | None = None
+    valid_to: int | None = None
+    asset_class: str | None = None
+
+
+#: symbols -> spans of the instruments that carried them; unknown symbols are absent.
+Resolver = Callable[[Sequence[str]], Mapping[str, Sequence[SymbolSpan]]]
+
+
+@dataclass
+class Prepared:
+    """Rows ready to stage, per physical table, plus the batch's report.
+
+    ``tables`` maps a physical table name to the valid rows it receives;
+    ``repeats`` counts exact in-batch repeats dropped per table (they count as
+    duplicates in the result).
+    """
+
+    report: Report
+    tables: dict[str, pa.Table] = field(default_factory=dict)
+    repeats: dict[str, int] = field(default_factory=dict)
+    unknown_symbols: list[str] = field(default_factory=list)
+
+
+_TABLE_OF = {"candles": "candles", "books": "order_book_snapshots", "options": "options_chains",
+             "actions": "corporate_actions", "trades": "trades", "quotes": "quotes"}  # fmt: skip
+
+
+class Preparer:
+    """Per-call state (seq carry-over, policy) for preparing the batches of one input."""
+
+    def __init__(
+        self,
+        kind: Kind,
+        *,
+        policy: ValidationPolicy,
+        resolver: Resolver | None = None,
+        date_window: tuple[np.datetime64, np.datetime64] | None = None,
+        known_ids: Callable[[Sequence[int]], set[int]] | None = None,
+    ) -> None:
+        self.kind = kind
+        self.known_ids = known_ids
+        self.policy = policy
+        self.resolver = resolver
+        self.date_window = date_window
+        self._seq = {"trades": SeqAssigner(), "quotes": SeqAssigner()}
+
+    def __call__(self, batch: Normalized) -> Prepared:
+        """Resolve, validate and split one normalised batch."""
+        table, report = batch.table, batch.report
+        table, allow_np, unknown = self._resolve(table, report)
+        validate(self.kind, table, report, self.policy, price_may_be_non_positive=allow_np,
+                 date_window=self.date_window)
+        out = Prepared(report=report, unknown_symbols=unknown)
+        if self.kind.name in ("ticks", "trades", "quotes"):
+            self._ticks(table, report, out)
+        else:
+            keep = report.ok
+            repeats = find_duplicates(table, self.kind.key, report, consider=keep)
+            rows = report.ok & ~repeats
+            name = _TABLE_OF[self.kind.name]
+            cols = [c for c in table.column_names if c != "symbol"]
+            out.tables[name] = _take(table.select(cols), rows)
+            out.repeats[name] = int(repeats.sum())
+        return out
+
+    # ------------------------------------------------------------ resolution
+    def _resolve(self, table: pa.Table, report: Report
+                 ) -> tuple[pa.Table, np.ndarray | None, list[str]]:
+        """Fill ``instrument_id`` from ``symbol``; report unknown symbols; asset-class mask."""
+        n = table.num_rows
+        if "symbol" not in table.column_names:
+            if "instrument_id" in table.column_names and self.known_ids is not None:
+                ids = table.column("instrument_id").combine_chunks()
+                given = [i for i in pc.unique(ids).to_pylist() if i is not None]
+                known = self.known_ids(given)
+                bad = [i for i in given if i not in known]
+                if bad:
+                    report.add("unknown_symbol", "instrument_id",
+                               mask(pc.is_in(ids, pa.array(bad, pa.int32()))), ids,
+                               "no instrument has this id")
+            return table, None, []
+        if self.resolver is None:  # pragma: no cover - the service always passes one
+            raise RuntimeError("symbols need a resolver")
+        sym = table.column("symbol").combine_chunks()
+        sym_d = pc.dictionary_encode(sym) if not isinstance(sym, pa.DictionaryArray) else sym
+        uniq = list(sym_d.dictionary.to_pylist())
+        spans = self.resolver([s for s in uniq if s is not None])
+        codes = np.asarray(pc.fill_null(sym_d.indices, -1).to_numpy(zero_copy_only=False))
+        ts = _ts_ns(table)
+        inst = np.full(n, -1, dtype=np.int64)
+        allow = np.zeros(n, dtype=bool)
+        unknown: list[str] = []
+        for code, s in enumerate(uniq):
+            rows = np.flatnonzero(codes == code)
+            if s is None or not len(rows):
+                continue
+            cands = spans.get(s)
+            if not cands:
+                continue
+            # Spans are tried in order (dated history first, then the current holder of
+            # the symbol); the first span that covers a row's time wins.
+            for span in cands:
+                hit = inst[rows] < 0
+                if ts is not None and (span.valid_from is not None or span.valid_to is not None):
+                    t = ts[rows]
+                    if span.valid_from is not None:
+                        hit &= t >= span.valid_from
+                    if span.valid_to is not None:
+                        hit &= t < span.valid_to
+                take = rows[hit]
+                inst[take] = span.instrument_id
+                if span.asset_class in self.policy.non_positive_price_classes:
+                    allow[take] = True
+        no_symbol = codes < 0
+        given_ids = table.column("instrument_id").combine_chunks() \
+            if "instrument_id" in table.column_names else None
+        if given_ids is not None and given_ids.null_count < n:
+            g = np.asarray(pc.fill_null(given_ids, -1).to_numpy(zero_copy_only=False))
+            inst = np.where(g >= 0, g, inst)
+        missing = (inst < 0) & ~no_symbol
+        if missing.any():
+            unknown = sorted({uniq[c] for c in np.unique(codes[missing]) if c >= 0})
+            report.add("unknown_symbol", "symbol", missing, sym,
+                       "no registered instrument has this symbol at this time (register it, or "
+                       "pass auto_register=True)")
+        if no_symbol.any():
+            report.add("missing_value", "symbol", no_symbol & (inst < 0), sym, "is required")
+        ids = pa.array(np.where(inst >= 0, inst, 0).astype(np.int32), pa.int32(), mask=inst < 0)
+        idx = table.column_names.index("instrument_id")
+        table = table.set_column(idx, "instrument_id", ids)
+        return table, (allow if allow.any() else None), unknown
+
+    # ----------------------------------------------------------------- ticks
+    def _ticks(self, table: pa.Table, report: Report, out: Prepared) -> None:
+        n = table.num_rows
+        inst = table.column("instrument_id").combine_chunks()
+        ts = table.column("ts").combine_chunks()
+        usable = mask(inst.is_valid()) & mask(ts.is_valid())
+        inst_np = np.asarray(pc.fill_null(inst, 0).to_numpy(zero_copy_only=False))
+        ts_np = np.asarray(pc.fill_null(ts.cast(pa.int64()), 0).to_numpy(zero_copy_only=False))
+        names = set(table.column_names)
+        given_seq = table.column("seq").combine_chunks() if "seq" in names else None
+        supplied = given_seq is not None and given_seq.null_count < n
+        parts: list[tuple[str, tuple[str, ...], np.ndarray]] = []
+        if self.kind.name in ("ticks", "trades"):
+            is_trade = mask(table.column("price").combine_chunks().is_valid()) \
+                if "price" in names else np.zeros(n, bool)
+            parts.append(("trades", TRADE_COLUMNS, is_trade))
+        if self.kind.name in ("ticks", "quotes"):
+            is_quote = np.zeros(n, bool)
+            for c in ("bid", "ask"):
+                if c in names:
+                    is_quote |= mask(table.column(c).combine_chunks().is_valid())
+            parts.append(("quotes", QUOTE_COLUMNS, is_quote))
+        pending: list[tuple[str, pa.Table, np.ndarray]] = []
+        for name, columns, member in parts:
+            if supplied:
+                seq = given_seq
+            else:
+                seq_np = self._seq[name].assign(inst_np, ts_np, usable & member)
+                seq = pa.array(seq_np, pa.int32())
+            sub = table.set_column(table.column_names.index("seq"), "seq", seq) \
+                if "seq" in names else table.append_column("seq", seq)
+            sub = sub.select([c for c in columns if c in sub.column_names])
+            repeats = np.zeros(n, dtype=bool)
+            if supplied:
+                repeats = find_duplicates(sub, ("instrument_id", "ts", "seq"), report,
+                                          consider=member & report.ok)
+            out.repeats[name] = int((repeats & member).sum())
+            pending.append((name, sub, member & ~repeats))
+        # Filter only once every rule (including the duplicate checks) has run.
+        for name, sub, keep in pending:
+            out.tables[name] = _take(sub, keep & report.ok)
+
+
+def _take(table: pa.Table, rows: np.ndarray) -> pa.Table:
+    if rows.all():
+        return table
+    return table.filter(pa.array(rows))
+
+
+def _ts_ns(table: pa.Table) -> np.ndarray | None:
+    for name in ("ts", "ex_date"):
+        if name in table.column_names:
+            col = table.column(name).combine_chunks()
+            if pa.types.is_date(col.type):
+                col = col.cast(pa.timestamp("s")).cast(pa.timestamp("ns"))
+            return np.asarray(pc.fill_null(col.cast(pa.int64()), 0).to_numpy(
+                zero_copy_only=False))
+    return None
