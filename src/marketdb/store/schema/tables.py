@@ -25,6 +25,7 @@ from marketdb.store.schema.market import (
     timeseries_policies,
     trades,
 )
+from marketdb.store.schema.ops import retention_policies
 from marketdb.store.schema.trading import (
     executions,
     heston_parameters,
@@ -63,6 +64,7 @@ __all__ = [
     "positions",
     "posts",
     "quotes",
+    "retention_policies",
     "roles",
     "sabr_parameters",
     "signals",

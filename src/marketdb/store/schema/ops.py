@@ -1,0 +1,27 @@
+"""Operations tables: row-based retention of ordinary (non-partitioned) tables.
+
+Time-series tables keep their retention in ``timeseries_policies`` (whole
+partitions or TimescaleDB chunks are dropped). Ordinary tables such as
+``order_history``, ``signals`` or ``portfolio_snapshots`` have no partitions, so
+``marketdb maintain`` deletes their old rows in batches instead, as configured
+here. There are no default rows: retention is opt-in (docs/timeseries.md).
+Created by migration ``0002``.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from marketdb.store.schema._base import metadata, updated_at
+
+__all__ = ["retention_policies"]
+
+retention_policies = sa.Table(
+    "retention_policies",
+    metadata,
+    sa.Column("table_name", sa.Text(), primary_key=True),
+    sa.Column("time_column", sa.Text(), nullable=False),
+    sa.Column("retain_for", sa.Interval(), nullable=False),
+    updated_at(),
+    sa.CheckConstraint("retain_for > interval '0'", name="retain_for_positive"),
+)
