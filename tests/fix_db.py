@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -65,9 +67,11 @@ def _worker() -> str:
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestServer]:
+def pg_server() -> Iterator[TestServer]:
     """The session's PostgreSQL server (embedded unless DATABASE_URL is set)."""
-    home = tmp_path_factory.mktemp("marketdb_home")
+    # Not under pytest's basetemp: pytest prunes old basetemps, which would pull the
+    # data directory out from under a server another session is still running.
+    home = Path(tempfile.mkdtemp(prefix="marketdb-test-"))
     url = os.environ.get("DATABASE_URL")
     if url:
         yield TestServer(url, None, home)
@@ -78,6 +82,7 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestServer]:
         yield TestServer(info.libpq_uri(), server, home)
     finally:
         server.stop(mode="immediate")
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from marketdb.services.accounts import Accounts
     from marketdb.services.bars import Bars
     from marketdb.services.ingest import Ingest
+    from marketdb.services.ops import Ops
     from marketdb.services.query import Query
     from marketdb.services.trading import Trading
 
@@ -63,6 +64,9 @@ class MarketDB:
 
     def close(self) -> None:
         """Return pooled connections. The embedded server keeps running for the next process."""
+        query = self.__dict__.get("query")
+        if query is not None:
+            query.close()  # pooled ADBC connections
         self.engine.dispose()
 
     def __enter__(self) -> MarketDB:
@@ -115,9 +119,14 @@ class MarketDB:
     @cached_property
     def ingest(self) -> Ingest:
         """Validated, idempotent writers for market data."""
-        from marketdb.services.ingest import Ingest
+        # Continuous bars: every committed batch of trades folds into the stored bars
+        # in the same transaction.
+        from typing import cast
 
-        return Ingest(self)
+        from marketdb.services.ingest import Ingest, TradesHook
+
+        hooks = [cast(TradesHook, self.bars.update)] if self.settings.bar_intervals else []
+        return Ingest(self, on_trades_inserted=hooks)
 
     @cached_property
     def bars(self) -> Bars:
@@ -139,6 +148,13 @@ class MarketDB:
         from marketdb.services.trading import Trading
 
         return Trading(self)
+
+    @cached_property
+    def ops(self) -> Ops:
+        """Maintenance, time-series and retention policies, backup/restore, doctor."""
+        from marketdb.services.ops import Ops
+
+        return Ops(self)
 
     @cached_property
     def accounts(self) -> Accounts:

@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     master_key_file: Path | None = None
     primary_key_id: str | None = None
     bar_intervals: tuple[str, ...] = DEFAULT_BAR_INTERVALS
+    #: Daily bars over the regular session only, or the extended (local-day) session.
+    bar_session: Literal["regular", "extended"] = "regular"
+    #: Order in which bar sources are preferred when a read names none (None: 'trades' first).
+    bar_source_preference: tuple[str, ...] | None = None
+    #: In-process cache of reads keyed by the instrument's data version; 0 disables it.
+    query_cache_mb: float = 0
     statement_timeout_ms: int = 0
     application_name: str = "marketdb"
 

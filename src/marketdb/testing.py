@@ -38,7 +38,9 @@ def _calendar(name: str) -> Any:
     return xcals.get_calendar(name)
 
 
-def _sessions(calendar: str | None, start: pd.Timestamp, days: int) -> list[tuple[pd.Timestamp, pd.Timestamp, dt.date]]:
+def _sessions(
+    calendar: str | None, start: pd.Timestamp, days: int
+) -> list[tuple[pd.Timestamp, pd.Timestamp, dt.date]]:
     """(open, close, session date) for ``days`` sessions from ``start``."""
     if calendar in (None, "24/7"):
         out = []
@@ -104,12 +106,16 @@ def synthetic_trades(
             px = np.round(path * factor, 2)
             size = rng.integers(1, 20, size=n).astype(np.float64) * 100 * (1 / factor if factor != 1 else 1)
             side = np.where(rng.random(n) < 0.5, 1, -1).astype(np.int8)
-            frames.append(pd.DataFrame({
-                "symbol": sym,
-                "ts": pd.to_datetime(ts, utc=True),
-                "price": px,
-                "size": size,
-                "side": side,
-            }))
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "symbol": sym,
+                        "ts": pd.to_datetime(ts, utc=True),
+                        "price": px,
+                        "size": size,
+                        "side": side,
+                    }
+                )
+            )
     df = pd.concat(frames, ignore_index=True)
     return df.sort_values(["symbol", "ts"], kind="stable", ignore_index=True)

@@ -15,10 +15,14 @@ from typing import Annotated
 import typer
 
 from marketdb.cli import accounts as accounts_cmd
+from marketdb.cli import bars as bars_cmd
 from marketdb.cli import db as db_cmd
 from marketdb.cli import demo as demo_cmd
+from marketdb.cli import ops as ops_cmd
+from marketdb.cli import query as query_cmd
 from marketdb.cli import trading as trading_cmd
 from marketdb.cli._common import fail
+from marketdb.cli.ingest import ingest_app
 from marketdb.errors import MarketdbError
 
 app = typer.Typer(
@@ -32,6 +36,14 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 app.add_typer(db_cmd.app, name="db")
+app.add_typer(ingest_app, name="ingest")
+app.add_typer(bars_cmd.bars_app, name="bars")
+app.command("ticks")(query_cmd.ticks)
+app.command("latest")(query_cmd.latest)
+app.command("chart")(query_cmd.chart)
+app.add_typer(ops_cmd.policies_app, name="policies")
+for _name in ("maintain", "backup", "restore", "doctor"):
+    app.command(_name)(getattr(ops_cmd, _name))
 app.add_typer(trading_cmd.strategies_app, name="strategies")
 app.add_typer(trading_cmd.signals_app, name="signals")
 app.add_typer(trading_cmd.orders_app, name="orders")
@@ -78,12 +90,13 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Exit as exc:
         raise SystemExit(exc.exit_code) from None
     except Exception as exc:  # usage errors carry their own exit code
-        try:
-            from click import ClickException
-        except ImportError:  # typer >= 0.20 vendors click
-            from typer._click import ClickException  # type: ignore[no-redef]
+        import importlib
+        import importlib.util
 
-        if isinstance(exc, ClickException):
+        # typer >= 0.20 vendors click as typer._click; older typer uses click itself.
+        mod_name = "typer._click" if importlib.util.find_spec("typer._click") else "click"
+        click_exception = importlib.import_module(mod_name).ClickException
+        if isinstance(exc, click_exception):
             exc.show()
             raise SystemExit(exc.exit_code) from None
         raise

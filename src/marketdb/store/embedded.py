@@ -27,6 +27,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 from filelock import FileLock
@@ -232,7 +233,7 @@ class EmbeddedServer:
             if not exists:
                 conn.execute(f'CREATE DATABASE "{_DATABASE}"')  # constant identifier
 
-    def _run(self, argv: list[str], *, timeout: float, **kwargs: object) -> None:
+    def _run(self, argv: list[str], *, timeout: float, **kwargs: Any) -> None:
         exe = _bin_dir() / argv[0]
         try:
             subprocess.run(
@@ -250,7 +251,7 @@ class EmbeddedServer:
                 hint=f"data directory {self.pgdata}; server log {self.pgdata / 'server.log'}",
             ) from exc
 
-    def _identity(self) -> dict[str, object]:
+    def _identity(self) -> dict[str, Any]:
         # Drop root's group too: with gid 0 the kernel would apply the *group*
         # bits of root-owned parent directories (often ---) instead of "other".
         if not self._run_as:
