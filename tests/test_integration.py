@@ -18,10 +18,26 @@ from marketdb.testing import SyntheticSplit, synthetic_trades
 POLYGON_DAILY = {
     "ticker": "AAPL",
     "results": [
-        {"v": 642646396.0, "vw": 1.469, "o": 1.5032, "c": 1.4604, "h": 1.5064, "l": 1.4489,
-         "t": 1112331600000, "n": 82132},
-        {"v": 578172308.0, "vw": 1.4589, "o": 1.4639, "c": 1.4675, "h": 1.4754, "l": 1.4343,
-         "t": 1112587200000, "n": 65543},
+        {
+            "v": 642646396.0,
+            "vw": 1.469,
+            "o": 1.5032,
+            "c": 1.4604,
+            "h": 1.5064,
+            "l": 1.4489,
+            "t": 1112331600000,
+            "n": 82132,
+        },
+        {
+            "v": 578172308.0,
+            "vw": 1.4589,
+            "o": 1.4639,
+            "c": 1.4675,
+            "h": 1.4754,
+            "l": 1.4343,
+            "t": 1112587200000,
+            "n": 65543,
+        },
     ],
 }
 REAL = Path(__file__).resolve().parents[2] / "shared" / "realdata"
@@ -32,11 +48,11 @@ def _register(db: marketdb.MarketDB) -> None:
 
 
 @pytest.mark.parametrize("tz", [None, "America/New_York"])
-def test_polygon_daily_bars_across_dst_land_on_their_sessions(
-    db: marketdb.MarketDB, tz: str | None
-) -> None:
+def test_polygon_daily_bars_across_dst_land_on_their_sessions(db: marketdb.MarketDB, tz: str | None) -> None:
     _register(db)
-    frame = pd.DataFrame(POLYGON_DAILY["results"]).assign(t=lambda d: pd.to_datetime(d.t, unit="ms", utc=True))
+    frame = pd.DataFrame(POLYGON_DAILY["results"]).assign(
+        t=lambda d: pd.to_datetime(d.t, unit="ms", utc=True)
+    )
     opts = {"tz": tz} if tz else {}
     res = db.ingest.write_candles(frame, symbol="AAPL", interval="1d", source="polygon", **opts)
     assert res.inserted == 2
@@ -61,15 +77,29 @@ def test_recorded_polygon_response_lands_on_sessions(db: marketdb.MarketDB, tmp_
 def test_synthetic_day_ingest_gives_bars_adjustment_and_idempotency(db: marketdb.MarketDB) -> None:
     """The demo's path in miniature: trades -> continuous bars -> split-adjusted reads."""
     db.ingest.write_instruments([{"symbol": "AAPL", "asset_class": "stock", "calendar": "XNYS"}])
-    trades = synthetic_trades(["AAPL"], start="2024-03-07", days=3, trades_per_day=2000,
-                              splits={"AAPL": SyntheticSplit(dt.date(2024, 3, 11), 4.0)})
+    trades = synthetic_trades(
+        ["AAPL"],
+        start="2024-03-07",
+        days=3,
+        trades_per_day=2000,
+        splits={"AAPL": SyntheticSplit(dt.date(2024, 3, 11), 4.0)},
+    )
     first = db.ingest.write_ticks(trades)
     again = db.ingest.write_ticks(trades)
     assert first.inserted == len(trades)
     assert again.inserted == 0
     assert again.duplicates == len(trades)
-    db.ingest.write_corporate_actions([{"symbol": "AAPL", "action_type": "split", "ex_date": "2024-03-11",
-                                        "ratio": 4.0, "known_at": "2024-03-01T00:00:00Z"}])
+    db.ingest.write_corporate_actions(
+        [
+            {
+                "symbol": "AAPL",
+                "action_type": "split",
+                "ex_date": "2024-03-11",
+                "ratio": 4.0,
+                "known_at": "2024-03-01T00:00:00Z",
+            }
+        ]
+    )
     raw = db.query.bars("AAPL", "1d")
     adj = db.query.bars("AAPL", "1d", adjusted=True)
     early = db.query.bars("AAPL", "1d", adjusted=True, as_of="2024-02-01T00:00:00Z")
@@ -83,3 +113,43 @@ def test_synthetic_day_ingest_gives_bars_adjustment_and_idempotency(db: marketdb
     assert adj["close"].iloc[2] == pytest.approx(raw["close"].iloc[2], rel=1e-12)
     assert early["close"].tolist() == raw["close"].tolist()
     assert db.bars.verify().ok
+
+
+def test_deleting_an_instrument_deletes_its_ticks_without_a_row_foreign_key(db: marketdb.MarketDB) -> None:
+    import sqlalchemy as sa
+
+    db.ingest.write_instruments([{"symbol": "AAA"}, {"symbol": "BBB"}])
+    frame = pd.DataFrame(
+        {
+            "symbol": ["AAA", "AAA", "BBB"],
+            "ts": pd.to_datetime(["2024-01-02 15:00", "2024-01-02 15:01", "2024-01-02 15:00"], utc=True),
+            "price": [1.0, 2.0, 3.0],
+            "size": [1.0, 1.0, 1.0],
+            "bid": [0.9, 1.9, 2.9],
+            "ask": [1.1, 2.1, 3.1],
+        }
+    )
+    db.ingest.write_ticks(frame)
+    with db.transaction() as conn:
+        conn.execute(
+            sa.text(
+                "DELETE FROM candles WHERE instrument_id = (SELECT id FROM instruments WHERE symbol = 'AAA')"
+            )
+        )
+        conn.execute(sa.text("DELETE FROM instruments WHERE symbol = 'AAA'"))
+        left = conn.execute(sa.text("SELECT count(*) FROM trades")).scalar_one()
+        quotes = conn.execute(sa.text("SELECT count(*) FROM quotes")).scalar_one()
+    assert left == 1
+    assert quotes == 1
+
+
+def test_a_batch_for_an_instrument_deleted_meanwhile_writes_nothing(db: marketdb.MarketDB) -> None:
+    from marketdb.errors import Conflict
+    from marketdb.services.ingest._writer import bump_versions
+
+    db.ingest.write_instruments([{"symbol": "AAA"}])
+    with db.raw() as conn:
+        iid = conn.execute("SELECT id FROM instruments WHERE symbol = 'AAA'").fetchone()[0]
+        conn.execute("DELETE FROM instruments WHERE id = %s", [iid])
+    with pytest.raises(Conflict, match="deleted while this batch"), db.raw() as conn:
+        bump_versions(conn, [iid], ["trades"])

@@ -30,6 +30,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from psycopg import sql
 
+from marketdb.errors import Conflict
+
 from ._copy import HEADER, TRAILER, Column, encode_rows
 
 __all__ = ["SPECS", "TableSpec", "TradesHook", "WriteCounts", "bump_versions", "ts_range",
@@ -475,8 +477,22 @@ def bump_versions(
     if not instrument_ids:
         return
     ids = sorted({int(i) for i in instrument_ids})
-    conn.execute(
-        "UPDATE instruments SET data_version = data_version + 1 WHERE id = ANY(%s)", [ids]
-    )
+    # The bump also row-locks the instruments until commit: trades and quotes have no
+    # per-row foreign key (migration 0003), so this is what stops a concurrent DELETE
+    # from leaving orphan ticks; an instrument already gone fails the whole batch.
+    bumped = {
+        r[0]
+        for r in conn.execute(
+            "UPDATE instruments SET data_version = data_version + 1 WHERE id = ANY(%s) RETURNING id",
+            [ids],
+        ).fetchall()
+    }
+    if len(bumped) != len(ids):
+        gone = [i for i in ids if i not in bumped]
+        raise Conflict(
+            f"instrument id(s) {gone[:10]} were deleted while this batch was being written; "
+            "nothing was written",
+            hint="re-register the instruments (or drop their rows from the input) and re-run",
+        )
     payload = json.dumps({"tables": list(tables), "instrument_ids": ids[:500]})
     conn.execute("SELECT pg_notify('marketdb_data', %s)", [payload])
