@@ -113,7 +113,14 @@ def test_backup_and_restore_commands(run: Any, db_url: str, tmp_path: Path, pg_s
     try:
         out = run("restore", str(archive), "--database", name).output
         assert "restored" in out
-        assert "0002" in out
+        from importlib import resources
+
+        from alembic.config import Config
+        from alembic.script import ScriptDirectory
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(resources.files("marketdb.store") / "migrations"))
+        assert ScriptDirectory.from_config(cfg).get_current_head() in out
     finally:
         pg_server.drop_database(name)
 

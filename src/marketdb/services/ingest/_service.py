@@ -6,7 +6,8 @@ import dataclasses
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -252,39 +253,57 @@ class Ingest:
         info, batches = open_source(data, batch_size=batch_size or self.batch_size, fmt=format,
                                     plan=norm.plan, csv=csv)
         result = WriteResult(kind_name)
-        row0 = 0
-        written = 0
-        tick = time.perf_counter()
-        for raw in batches:
-            now = time.perf_counter()
-            result.add_time("read", now - tick)
-            nb = norm(raw, row0)
-            t1 = time.perf_counter()
-            result.add_time("normalize", t1 - now)
-            prepared = prep(nb)
-            result.add_time("validate", time.perf_counter() - t1)
-            result.received += raw.num_rows
-            result.batches += 1
-            report = prepared.report
-            if report:
-                if on_invalid == "raise":
-                    note = None
-                    if prepared.unknown_symbols:
-                        note = ("unknown symbols: " + ", ".join(sorted(prepared.unknown_symbols)[:50])
-                                + " (register them with write_instruments, or pass "
-                                "auto_register=True; CLI: --auto-register)")
-                    err = report.error(written_rows=written, note=note)
-                    err.details["unknown_symbols"] = sorted(prepared.unknown_symbols)
-                    raise err
-                result.rejected += report.n_bad
-                result.rejections.extend(report.rejections())
-            if not dry_run:
-                written += self._write(prepared, result, on_conflict=on_conflict,
-                                       received=raw.num_rows, batch_no=result.batches)
-            row0 += raw.num_rows
-            if progress is not None:
-                progress(row0, info.total_rows)
+
+        def prepared_batches() -> Iterator[tuple[int, Prepared, dict[str, float]]]:
+            # Client work per batch: read, normalise, validate. Runs one batch ahead of the
+            # writes (below) in a worker thread, so it overlaps the server's COPY of the
+            # previous batch; batches still go through it strictly in order.
+            row0 = 0
             tick = time.perf_counter()
+            for raw in batches:
+                now = time.perf_counter()
+                nb = norm(raw, row0)
+                t1 = time.perf_counter()
+                prepared = prep(nb)
+                t2 = time.perf_counter()
+                row0 += raw.num_rows
+                yield raw.num_rows, prepared, {"read": now - tick, "normalize": t1 - now,
+                                               "validate": t2 - t1}
+                tick = time.perf_counter()
+
+        produced = prepared_batches()
+        written = 0
+        rows_done = 0
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="marketdb-ingest") as pool:
+            pending = pool.submit(next, produced, None)
+            while (item := pending.result()) is not None:
+                pending = pool.submit(next, produced, None)
+                n_rows, prepared, times = item
+                for stage, secs in times.items():
+                    result.add_time(stage, secs)
+                result.received += n_rows
+                result.batches += 1
+                report = prepared.report
+                if report:
+                    if on_invalid == "raise":
+                        note = None
+                        if prepared.unknown_symbols:
+                            note = ("unknown symbols: "
+                                    + ", ".join(sorted(prepared.unknown_symbols)[:50])
+                                    + " (register them with write_instruments, or pass "
+                                    "auto_register=True; CLI: --auto-register)")
+                        err = report.error(written_rows=written, note=note)
+                        err.details["unknown_symbols"] = sorted(prepared.unknown_symbols)
+                        pending.cancel()
+                        raise err
+                    result.rejected += report.n_bad
+                    result.rejections.extend(report.rejections())
+                if not dry_run:
+                    written += self._write(prepared, result, on_conflict=on_conflict,
+                                           received=n_rows, batch_no=result.batches)
+                rows_done += n_rows
+                if progress is not None:
+                    progress(rows_done, info.total_rows)
         result.registered_symbols = list(resolver.registered)
         result.seconds = time.perf_counter() - started
         return result
