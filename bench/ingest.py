@@ -409,7 +409,7 @@ def run(
     url: str | None = None,
     rounds: int = 1,
     to_sql_rows: int = 100_000,
-    batch_size: int = 1_000_000,
+    batch_size: int = 500_000,
     contenders: tuple[str, ...] = ("marketdb", "raw_copy", "csv_copy", "to_sql", "to_sql_multi",
                                    "duckdb", "duckdb_pk", "arcticdb"),
     log: Callable[[str], None] = print,

@@ -32,7 +32,7 @@ from marketdb.errors import InvalidInput, NotFound
 __all__ = ["DEFAULT_BATCH_SIZE", "ReadPlan", "Source", "SourceFormat", "open_source"]
 
 #: Rows per batch (and per transaction) unless the caller says otherwise.
-DEFAULT_BATCH_SIZE = 1_000_000
+DEFAULT_BATCH_SIZE = 500_000  # two batches in flight (one prepared ahead) stay well under 1 GB
 
 SourceFormat = str  # "csv" | "parquet" | "json" | "jsonl"
 
