@@ -41,10 +41,8 @@ import argparse
 import contextlib
 import json
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -57,6 +55,7 @@ import datagen  # noqa: E402
 import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
+from _server import BenchServer  # noqa: E402
 
 DEFAULT_INTERVALS = ("1m", "5m", "15m", "1h", "1d")
 CALENDAR = "XNYS"  # the data set's sessions (14:30-21:00 UTC in January) are XNYS sessions
@@ -179,37 +178,17 @@ def bars_pandas(table: pa.Table) -> int:
 # --------------------------------------------------------------- servers
 
 
-class Server:
-    """A PostgreSQL server the benchmark may create databases on."""
+class Server(BenchServer):
+    """The benchmark server; ``fresh`` gives a migrated database with the data set's instruments."""
 
     def __init__(self, url: str | None) -> None:
-        from marketdb.store.db import libpq_uri
-        from marketdb.store.embedded import EmbeddedServer
-
-        self.home = Path(tempfile.mkdtemp(prefix="marketdb-bench-bars-"))
-        self.embedded = None
-        if url is None:
-            self.embedded = EmbeddedServer(self.home)
-            self.base = self.embedded.ensure_running().libpq_uri()
-        else:
-            self.base = libpq_uri(url)
-
-    def url_for(self, name: str) -> str:
-        from sqlalchemy.engine import make_url
-
-        return make_url(self.base).set(database=name).render_as_string(hide_password=False)
+        super().__init__(url, prefix="marketdb-bench-bars-")
 
     def fresh(self, name: str) -> str:
         """A freshly migrated database with the data set's instruments (XNYS calendar)."""
-        import psycopg
-        from psycopg import sql
-
         import marketdb
 
-        self.drop(name)
-        with psycopg.connect(self.url_for("postgres"), autocommit=True) as c:
-            c.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        url = self.url_for(name)
+        url = self.create_database(name)
         db = marketdb.connect(url, migrate_schema=True, home=self.home)
         with db.raw() as conn:
             for s in datagen.SYMBOLS:
@@ -219,18 +198,6 @@ class Server:
                 )
         db.close()
         return url
-
-    def drop(self, name: str) -> None:
-        import psycopg
-        from psycopg import sql
-
-        with psycopg.connect(self.url_for("postgres"), autocommit=True) as c:
-            c.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-    def close(self) -> None:
-        if self.embedded is not None:
-            self.embedded.stop(mode="fast")
-        shutil.rmtree(self.home, ignore_errors=True)
 
 
 # ----------------------------------------------------------- PostgreSQL

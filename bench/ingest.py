@@ -58,75 +58,35 @@ import datagen  # noqa: E402
 import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
+from _server import BenchServer  # noqa: E402
+
 
 # ------------------------------------------------------------------ servers
-_ADMIN_DB = "postgres"
-
-
-class Server:
-    """A PostgreSQL server the benchmark may create databases on."""
+class Server(BenchServer):
+    """The benchmark server plus a migrated template with the data set's instruments."""
 
     def __init__(self, url: str | None) -> None:
-        from marketdb.store.db import libpq_uri
-        from marketdb.store.embedded import EmbeddedServer
-
-        self.home = Path(tempfile.mkdtemp(prefix="marketdb-bench-ingest-"))
-        self.embedded = None
-        if url is None:
-            self.embedded = EmbeddedServer(self.home)
-            self.base = self.embedded.ensure_running().libpq_uri()
-        else:
-            self.base = libpq_uri(url)
+        super().__init__(url, prefix="marketdb-bench-ingest-")
         self._template: str | None = None
-
-    def url_for(self, name: str) -> str:
-        from sqlalchemy.engine import make_url
-
-        return make_url(self.base).set(database=name).render_as_string(hide_password=False)
-
-    def _admin(self) -> Any:
-        import psycopg
-
-        return psycopg.connect(self.url_for(_ADMIN_DB), autocommit=True)
 
     def fresh(self, name: str) -> str:
         """A freshly migrated database (copied from a migrated template)."""
-        import psycopg.sql as sql
-
         import marketdb
 
         if self._template is None:
             self._template = f"mdb_bench_tpl_{os.getpid()}"
-            with self._admin() as c:
-                c.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                    sql.Identifier(self._template)))
-                c.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self._template)))
-            db = marketdb.connect(self.url_for(self._template), migrate_schema=True,
+            db = marketdb.connect(self.create_database(self._template), migrate_schema=True,
                                   home=self.home)
             db.ingest.write_instruments([{"symbol": s, "asset_class": "stock"}
                                          for s in datagen.SYMBOLS])
             db.close()
-        with self._admin() as c:
-            c.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(name)))
-            c.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                sql.Identifier(name), sql.Identifier(self._template)))
-        return self.url_for(name)
-
-    def drop(self, name: str) -> None:
-        import psycopg.sql as sql
-
-        with self._admin() as c:
-            c.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(name)))
+        return self.create_database(name, template=self._template)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
             if self._template:
                 self.drop(self._template)
-        if self.embedded is not None:
-            self.embedded.stop(mode="fast")
-        shutil.rmtree(self.home, ignore_errors=True)
+        super().close()
 
 
 # -------------------------------------------------------------- contenders

@@ -407,7 +407,11 @@ def run(
                 ref = arctic.read(f"{sym}.ticks", date_range=(day, day_end)).data
                 assert np.array_equal(ref.index.as_unit("ns").asi8, check.index.as_unit("ns").asi8)
                 assert np.array_equal(ref["price"].to_numpy(), check["price"].to_numpy())
-            assert len(q_adbc.bars(sym, "1m")) == days * 390
+            # Every regular-session minute has trades at full size; small runs leave gaps.
+            n_bars = len(q_adbc.bars(sym, "1m"))
+            assert 0 < n_bars <= days * 390
+            if ticks_per_day >= 100_000:
+                assert n_bars == days * 390
 
             log("timing one symbol-day of ticks ...")
             results["ticks_day_ms"] = _time_rounds(ticks_cases, rounds)
