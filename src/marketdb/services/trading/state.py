@@ -44,7 +44,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from enum import StrEnum
-from typing import Final
+from typing import Any, Final
 
 from marketdb.errors import Conflict, InvalidInput
 
@@ -153,20 +153,8 @@ def validate_order_transition(
     statuses and the legal targets when the edge is illegal, and
     :class:`InvalidInput` for an unknown status name.
     """
-    frm = parse_order_status(current)
-    to = parse_order_status(target)
-    legal = ORDER_TRANSITIONS[frm]
-    if to not in legal:
-        which = f"order {order_id}" if order_id is not None else "order"
-        if legal:
-            allowed = f"legal targets from {frm.value!r}: {_targets_text(legal)}"
-        else:
-            allowed = f"{frm.value!r} is terminal: no transition is legal"
-        raise Conflict(
-            f"illegal status transition for {which}: {frm.value} -> {to.value}; {allowed}",
-            hint="re-read the order and decide from its current status",
-            details={"from": frm.value, "to": to.value, "legal": sorted(t.value for t in legal)},
-        )
+    frm, to = parse_order_status(current), parse_order_status(target)
+    _check_edge("order", order_id, frm, to, ORDER_TRANSITIONS[frm])
     return frm, to
 
 
@@ -174,21 +162,25 @@ def validate_signal_transition(
     current: str | SignalStatus, target: str | SignalStatus, *, signal_id: object = None
 ) -> tuple[SignalStatus, SignalStatus]:
     """Check that a signal may move from ``current`` to ``target`` (raises :class:`Conflict`)."""
-    frm = parse_signal_status(current)
-    to = parse_signal_status(target)
-    legal = SIGNAL_TRANSITIONS[frm]
-    if to not in legal:
-        which = f"signal {signal_id}" if signal_id is not None else "signal"
-        if legal:
-            allowed = f"legal targets from {frm.value!r}: {_targets_text(legal)}"
-        else:
-            allowed = f"{frm.value!r} is terminal: no transition is legal"
-        raise Conflict(
-            f"illegal status transition for {which}: {frm.value} -> {to.value}; {allowed}",
-            hint="re-read the signal and decide from its current status",
-            details={"from": frm.value, "to": to.value, "legal": sorted(t.value for t in legal)},
-        )
+    frm, to = parse_signal_status(current), parse_signal_status(target)
+    _check_edge("signal", signal_id, frm, to, SIGNAL_TRANSITIONS[frm])
     return frm, to
+
+
+def _check_edge(kind: str, ident: object, frm: Any, to: Any, legal: Any) -> None:
+    """Raise :class:`Conflict` naming both statuses and the legal targets if ``frm -> to`` is illegal."""
+    if to in legal:
+        return
+    which = f"{kind} {ident}" if ident is not None else kind
+    if legal:
+        allowed = f"legal targets from {frm.value!r}: {_targets_text(legal)}"
+    else:
+        allowed = f"{frm.value!r} is terminal: no transition is legal"
+    raise Conflict(
+        f"illegal status transition for {which}: {frm.value} -> {to.value}; {allowed}",
+        hint=f"re-read the {kind} and decide from its current status",
+        details={"from": frm.value, "to": to.value, "legal": sorted(t.value for t in legal)},
+    )
 
 
 def status_after_fill(order_quantity: Decimal, filled_quantity: Decimal) -> OrderStatus:
