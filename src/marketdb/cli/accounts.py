@@ -3,18 +3,20 @@
 Passwords are always prompted with hidden input (or read from stdin with
 ``--password-stdin`` for scripts), never taken as arguments, which would land
 in shell history and ``ps``. Secret values are read from a hidden prompt or
-from stdin. The CLI acts as the operator ``cli:<os user>`` in the audit log.
+from stdin. The CLI acts as the system actor ``cli:<os user>`` (no permission
+checks), or with ``--as USER`` / ``MARKETDB_USER`` as that marketdb user, whose
+permissions the services check; each command says which on stderr.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import getpass
 import sys
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from marketdb.cli._acting import acting_user, announce, operator_name, use_as_option
 from marketdb.cli._common import connect_db, console, err_console, print_table
 from marketdb.errors import InvalidInput
 
@@ -44,23 +46,41 @@ PasswordStdin = Annotated[
 ]
 
 
+use_as_option(users_app, secrets_app, keys_app, posts_app)
+
+_current: dict[str, Actor | None] = {"actor": None}
+
+
 def _actor() -> Actor:
+    """The actor of the running command: the ``--as`` user, or the system actor ``cli:<os user>``."""
     from marketdb import __version__
     from marketdb.services.accounts import Actor
 
-    try:
-        who = getpass.getuser()
-    except Exception:  # no login name in some containers
-        who = "unknown"
-    return Actor(name=f"cli:{who}", user_agent=f"marketdb-cli/{__version__}")
+    found = _current["actor"]
+    if found is not None:
+        return found
+    return Actor(name=operator_name(), user_agent=f"marketdb-cli/{__version__}")
 
 
 class _Session:
-    """One CLI command's database connection and accounts service."""
+    """One CLI command's database connection and accounts service (acting as ``--as`` or system)."""
 
     def __init__(self, url: str | None) -> None:
+        from marketdb import __version__
+
         self.db = connect_db(url)
-        self.accounts: Accounts = self.db.accounts
+        _current["actor"] = None
+        user = acting_user()
+        try:
+            if user is None:
+                self.accounts: Accounts = self.db.accounts
+            else:
+                self.accounts = self.db.accounts.as_user(user, user_agent=f"marketdb-cli/{__version__}")
+                _current["actor"] = self.accounts.actor
+        except BaseException:
+            self.db.close()
+            raise
+        announce(user)
 
     def __enter__(self) -> Accounts:
         return self.accounts

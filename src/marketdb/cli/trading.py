@@ -3,14 +3,15 @@
 Parse, call :class:`marketdb.services.trading.Trading`, format. No SQL here.
 Money is passed through as text, so ``0.1`` stays exactly ``Decimal("0.1")``.
 Times are ISO 8601; a time without an offset is taken as UTC. The CLI acts
-as the operator ``cli:<os user>`` in the audit log. ``--format json`` prints
+as the system actor ``cli:<os user>`` (no permission checks), or with
+``--as USER`` / ``MARKETDB_USER`` as that marketdb user (permission-checked);
+each command says which on stderr. ``--format json`` prints
 one JSON object per line with every column.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import getpass
 import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from marketdb.cli._acting import acting_user, announce, operator_name, use_as_option
 from marketdb.cli._common import connect_db, console, print_table
 from marketdb.errors import InvalidInput
 
@@ -57,19 +59,24 @@ StrategyOpt = Annotated[str | None, typer.Option("--strategy", "-s", help="Strat
 SymbolOpt = Annotated[str | None, typer.Option("--symbol", help="Instrument symbol.")]
 
 
+use_as_option(strategies_app, signals_app, orders_app, fills_app, positions_app, portfolio_app, seed_app)
+
+
 @contextmanager
 def _trading(url: str | None) -> Iterator[Trading]:
     from marketdb import __version__
     from marketdb.services.accounts.audit import Actor
     from marketdb.services.trading import Trading
 
-    try:
-        who = getpass.getuser()
-    except Exception:  # no login name in some containers
-        who = "unknown"
+    agent = f"marketdb-cli/{__version__}"
+    user = acting_user()
     db = connect_db(url)
     try:
-        yield Trading(db, actor=Actor(name=f"cli:{who}", user_agent=f"marketdb-cli/{__version__}"))
+        trading = Trading(db, actor=Actor(name=operator_name(), user_agent=agent))
+        if user is not None:
+            trading = trading.as_user(user, user_agent=agent)
+        announce(user)
+        yield trading
     finally:
         db.close()
 
@@ -379,11 +386,30 @@ def signals_list(
 
 
 @signals_app.command("execute")
-def signals_execute(signal_id: str, url: UrlOpt = None, fmt: FormatOpt = "table") -> None:
-    """Mark an active signal executed."""
+def signals_execute(
+    signal_id: str,
+    quantity: Annotated[
+        str | None, typer.Option("--quantity", "-q", help="Create the signal's order with this quantity.")
+    ] = None,
+    side: Annotated[
+        str | None, typer.Option("--side", help="buy or sell; default: from the signal type.")
+    ] = None,
+    order_type: Annotated[
+        str, typer.Option("--type", help="Order type (market, limit, SL-M, ...).")
+    ] = "market",
+    price: Annotated[str | None, typer.Option("--price", help="Limit price.")] = None,
+    stop_price: Annotated[str | None, typer.Option("--stop-price")] = None,
+    url: UrlOpt = None,
+    fmt: FormatOpt = "table",
+) -> None:
+    """Execute an active signal: with --quantity, submit its order (linked) in the same transaction."""
     with _trading(url) as tr:
-        row = tr.execute_signal(signal_id)
-    _show([row], fmt, SIGNAL_COLUMNS, "signal")
+        done = tr.execute_signal(
+            signal_id, quantity, side=side, order_type=order_type, price=price, stop_price=stop_price
+        )
+    _show([done.signal], fmt, SIGNAL_COLUMNS, "signal")
+    if done.order is not None:
+        _show([done.order], fmt, ORDER_COLUMNS, "order")
 
 
 @signals_app.command("cancel")
@@ -413,11 +439,14 @@ def signals_expire(
 # ---------------------------------------------------------------------- orders
 @orders_app.command("submit")
 def orders_submit(
-    strategy: Annotated[str, typer.Argument(help="Strategy id.")],
+    strategy: Annotated[str, typer.Argument(help="Strategy id, or '-' for a manual order.")],
     symbol: str,
     side: Annotated[str, typer.Argument(help="buy or sell.")],
     quantity: Annotated[str, typer.Argument(help="Quantity (> 0, exact decimal).")],
-    order_type: Annotated[str, typer.Option("--type", help="market, limit, stop or stop_limit.")] = "market",
+    order_type: Annotated[
+        str,
+        typer.Option("--type", help="market, limit, stop, stop_limit, or a broker spelling (SL, SL-M, MKT)."),
+    ] = "market",
     price: Annotated[str | None, typer.Option("--price", help="Limit price.")] = None,
     stop_price: Annotated[str | None, typer.Option("--stop-price")] = None,
     tif: Annotated[str, typer.Option("--tif", help="day, gtc, ioc, fok, opg, cls or gtd.")] = "day",
@@ -430,7 +459,7 @@ def orders_submit(
     """Submit an order (status pending). Re-running with the same --client-order-id is safe."""
     with _trading(url) as tr:
         row = tr.submit_order(
-            strategy,
+            None if strategy == "-" else strategy,
             symbol,
             side,
             quantity,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
@@ -31,6 +32,8 @@ __all__ = [
     "list_permissions",
     "list_roles",
     "require",
+    "require_active",
+    "require_actor",
     "revoke",
 ]
 
@@ -92,6 +95,81 @@ def require(conn: sa.Connection, user: UserRef, resource: str, action: str) -> N
         raise PermissionDenied(
             f"not allowed to {action} {resource}",
             hint="ask an admin for a role that grants it (`marketdb users set-role`)",
+        )
+
+
+def _active_user(conn: sa.Connection, user_id: uuid.UUID, doing: str) -> Any:
+    """The acting user's row, locked ``FOR SHARE``; PermissionDenied if absent or deactivated."""
+    row = conn.execute(
+        sa.select(t.users.c.username, t.users.c.role, t.users.c.is_active)
+        .where(t.users.c.id == user_id)
+        .with_for_update(read=True)
+    ).first()
+    if row is None:
+        raise PermissionDenied(
+            f"user {user_id} does not exist: not allowed to {doing}",
+            hint="act as an existing user, or as the system actor",
+        )
+    if not row.is_active:
+        raise PermissionDenied(
+            f"user {row.username!r} is deactivated: not allowed to {doing}",
+            hint="an admin can reactivate the account (`marketdb users activate`)",
+        )
+    return row
+
+
+def require_active(conn: sa.Connection, actor: Actor | None) -> None:
+    """The acting user (if any) exists and is active; the system actor always passes."""
+    if actor is None or actor.user_id is None:
+        return
+    _active_user(conn, actor.user_id, "read")
+
+
+def require_actor(
+    conn: sa.Connection,
+    actor: Actor | None,
+    resource: str,
+    action: str,
+    *,
+    owner: uuid.UUID | None = None,
+) -> None:
+    """Check, in the caller's transaction, that ``actor`` may do ``action`` on ``resource``.
+
+    The system actor (``None`` or an :class:`Actor` without ``user_id``) always
+    may: it is the library used directly, with the database's own credentials.
+    A user must exist and be active, and either own the thing changed
+    (``owner`` is their id: their own password, settings, secrets, posts) or
+    hold a role that grants the permission. The user's row is read ``FOR
+    SHARE``, so a concurrent deactivation or role change waits for this
+    transaction (or this one sees its result): the check and the change commit
+    together.
+
+    Raises:
+        PermissionDenied: naming the user, the action and the resource.
+    """
+    if actor is None or actor.user_id is None:
+        return
+    resource = v.name_text("resource", resource)
+    action = v.name_text("action", action)
+    row = _active_user(conn, actor.user_id, f"{action} {resource}")
+    who = row.username
+    if owner is not None and owner == actor.user_id:
+        return
+    allowed = conn.execute(
+        sa.select(
+            sa.exists().where(
+                p.c.role == row.role,
+                p.c.resource.in_([resource, WILDCARD]),
+                p.c.action.in_([action, WILDCARD]),
+            )
+        )
+    ).scalar_one()
+    if not allowed:
+        raise PermissionDenied(
+            f"user {who!r} (role {row.role!r}) is not allowed to {action} {resource}",
+            hint=f"ask an admin to grant {resource}:{action} to role {row.role!r} "
+            "or to give the user another role (`marketdb users set-role`)",
+            details={"user": who, "role": row.role, "resource": resource, "action": action},
         )
 
 

@@ -12,12 +12,15 @@ import datetime as dt
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import sqlalchemy as sa
 
 from marketdb.errors import Conflict, InvalidInput, NotFound
+from marketdb.services.accounts.permissions import require_active, require_actor
+from marketdb.services.accounts.users import resolve_user
 from marketdb.services.trading import fills as _fills
 from marketdb.services.trading import models as _models
 from marketdb.services.trading import orders as _orders
@@ -36,7 +39,7 @@ from marketdb.services.trading.state import OrderStatus, SignalStatus
 if TYPE_CHECKING:
     from marketdb.client import MarketDB
 
-__all__ = ["Trading"]
+__all__ = ["SignalExecution", "Trading"]
 
 Number = Decimal | int | str
 
@@ -60,18 +63,90 @@ def _database_error(exc: sa.exc.DBAPIError) -> Exception | None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class SignalExecution:
+    """What :meth:`Trading.execute_signal` did: the executed signal and the order it made (or None)."""
+
+    signal: dict[str, Any]
+    order: dict[str, Any] | None
+
+
+def _user_id(db: MarketDB, user: uuid.UUID | str) -> uuid.UUID:
+    """The id of a user given by id or username (:class:`NotFound` if unknown)."""
+    with db.transaction() as conn:
+        return resolve_user(conn, user)
+
+
 class Trading:
     """Strategies, signals, orders, fills, positions, portfolio, patterns, model parameters.
 
-    ``Trading(db)`` acts anonymously (audit rows without a user);
-    ``Trading(db, actor=...)`` or :meth:`as_actor` act for a user, with their
-    IP and user agent (the API does this per request). Instruments may be given as ids or
-    symbols everywhere.
+    ``Trading(db)`` (``db.trading``) is the *system actor*: the library used
+    directly with the database's own credentials, no permission checks, audit
+    rows without a user. :meth:`as_user` (``db.trading.as_user(user_id)``)
+    returns a Trading acting for a user: every mutating method first checks,
+    in the same transaction as the change, that the user exists, is active
+    and holds the permission in :data:`PERMISSIONS` (``PermissionDenied``
+    otherwise); reads only need an active user. Instruments may be given as
+    ids or symbols everywhere.
     """
+
+    #: What each mutating method needs: ``method -> (resource, action)``, checked
+    #: against the acting user's role in ``permissions`` (``'*'`` matches any).
+    PERMISSIONS: ClassVar[Mapping[str, tuple[str, str]]] = {
+        "create_strategy": ("strategies", "create"),
+        "update_strategy": ("strategies", "update"),
+        "enable_strategy": ("strategies", "update"),
+        "disable_strategy": ("strategies", "update"),
+        "create_signal": ("signals", "create"),
+        "set_signal_status": ("signals", "update"),
+        "execute_signal": ("signals", "update"),
+        "cancel_signal": ("signals", "update"),
+        "expire_signals": ("signals", "update"),
+        "submit_order": ("orders", "create"),
+        "transition_order": ("orders", "update"),
+        "accept_order": ("orders", "update"),
+        "cancel_order": ("orders", "update"),
+        "reject_order": ("orders", "update"),
+        "expire_order": ("orders", "update"),
+        "expire_orders": ("orders", "update"),
+        "record_fill": ("orders", "fill"),
+        "set_stops": ("positions", "update"),
+        "mark_to_market": ("positions", "update"),
+        "snapshot_portfolio": ("portfolio", "create"),
+        "record_pattern": ("patterns", "create"),
+        "record_heston": ("models", "create"),
+        "record_sabr": ("models", "create"),
+        "record_ou": ("models", "create"),
+        "seed_examples": ("instruments", "create"),
+    }
 
     def __init__(self, db: MarketDB, *, actor: Actor | None = None) -> None:
         self._db = db
         self.actor = actor if actor is not None else Actor()
+
+    def __repr__(self) -> str:
+        who = "system" if self.actor.user_id is None else f"user {self.actor.user_id}"
+        return f"<Trading as {who}>"
+
+    @property
+    def is_system(self) -> bool:
+        """True when this Trading acts as the system actor (no permission checks)."""
+        return self.actor.user_id is None
+
+    def as_user(
+        self,
+        user: uuid.UUID | str,
+        *,
+        ip: str | None = None,
+        user_agent: str | None = None,
+    ) -> Trading:
+        """A Trading acting for ``user`` (its id, or a username, looked up once).
+
+        Every call is then permission-checked and audited as that user; this is
+        what the HTTP API uses per request.
+        """
+        user_id = _user_id(self._db, user)
+        return Trading(self._db, actor=Actor(user_id=user_id, ip=ip, user_agent=user_agent))
 
     def as_actor(
         self,
@@ -80,16 +155,25 @@ class Trading:
         ip: str | None = None,
         user_agent: str | None = None,
     ) -> Trading:
-        """A Trading acting (and audited) as ``who``: an Actor, or a user id plus IP and agent."""
+        """A Trading acting (and audited) as ``who``: an Actor, or a user id plus IP and agent.
+
+        An Actor without ``user_id`` (or ``None``) is the system actor.
+        """
         if isinstance(who, Actor):
             return Trading(self._db, actor=who)
         user_id = None if who is None else as_uuid(who, "user id")
         return Trading(self._db, actor=Actor(user_id=user_id, ip=ip, user_agent=user_agent))
 
     @contextmanager
-    def _tx(self) -> Iterator[sa.Connection]:
+    def _tx(self, method: str | None = None) -> Iterator[sa.Connection]:
+        """One transaction; for a mutating ``method`` the actor's permission is checked in it first."""
         try:
             with self._db.transaction() as conn:
+                if method is not None:
+                    resource, action = self.PERMISSIONS[method]
+                    require_actor(conn, self.actor, resource, action)
+                else:
+                    require_active(conn, self.actor)
                 yield conn
         except (sa.exc.IntegrityError, sa.exc.DataError) as exc:
             mapped = _database_error(exc)
@@ -113,7 +197,7 @@ class Trading:
         enabled: bool = False,
     ) -> dict[str, Any]:
         """Create a strategy (:class:`Conflict` if the id exists). Mode is ``paper`` or ``live``."""
-        with self._tx() as conn:
+        with self._tx("create_strategy") as conn:
             row, _ = _strategies.create_strategy(
                 conn,
                 self.actor,
@@ -133,17 +217,17 @@ class Trading:
     def update_strategy(self, strategy_id: str, **changes: Any) -> dict[str, Any]:
         """Update name, description, strategy_type, class_name, config, risk_limits,
         symbols, execution_mode or status (config and risk_limits are replaced whole)."""
-        with self._tx() as conn:
+        with self._tx("update_strategy") as conn:
             return _strategies.update_strategy(conn, self.actor, strategy_id, **changes)
 
     def enable_strategy(self, strategy_id: str) -> dict[str, Any]:
         """Enable a strategy."""
-        with self._tx() as conn:
+        with self._tx("enable_strategy") as conn:
             return _strategies.set_enabled(conn, self.actor, strategy_id, True)
 
     def disable_strategy(self, strategy_id: str) -> dict[str, Any]:
         """Disable a strategy (a running or paused one becomes stopped)."""
-        with self._tx() as conn:
+        with self._tx("disable_strategy") as conn:
             return _strategies.set_enabled(conn, self.actor, strategy_id, False)
 
     def strategy(self, strategy_id: str) -> dict[str, Any]:
@@ -181,7 +265,7 @@ class Trading:
         ts: dt.datetime | None = None,
     ) -> dict[str, Any]:
         """Record a strategy signal (``strategy_id``) or a user signal (``user_id``)."""
-        with self._tx() as conn:
+        with self._tx("create_signal") as conn:
             return _signals.create_signal(
                 conn,
                 self.actor,
@@ -202,12 +286,43 @@ class Trading:
         self, signal_id: uuid.UUID | str, status: str, *, reason: str | None = None
     ) -> dict[str, Any]:
         """Move a signal to executed, expired or cancelled (validated)."""
-        with self._tx() as conn:
+        with self._tx("set_signal_status") as conn:
             return _signals.set_signal_status(conn, self.actor, signal_id, status, reason=reason)
 
-    def execute_signal(self, signal_id: uuid.UUID | str) -> dict[str, Any]:
-        """Mark an active signal executed."""
-        return self.set_signal_status(signal_id, SignalStatus.EXECUTED)
+    def execute_signal(
+        self,
+        signal_id: uuid.UUID | str,
+        quantity: Number | None = None,
+        *,
+        side: str | None = None,
+        order_type: str = "market",
+        price: Number | None = None,
+        stop_price: Number | None = None,
+        time_in_force: str = "day",
+        client_order_id: str | None = None,
+    ) -> SignalExecution:
+        """Execute an active signal: with ``quantity``, create its order (linked by
+        ``signal_id``; side from the signal type unless given) and mark the signal
+        executed, in one transaction; without, only mark it executed."""
+        with self._tx("execute_signal") as conn:
+            if quantity is None:
+                signal = _signals.set_signal_status(conn, self.actor, signal_id, SignalStatus.EXECUTED)
+                return SignalExecution(signal=signal, order=None)
+            resource, action = self.PERMISSIONS["submit_order"]
+            require_actor(conn, self.actor, resource, action)
+            signal, order = _signals.execute_signal(
+                conn,
+                self.actor,
+                signal_id,
+                quantity,
+                side=side,
+                order_type=order_type,
+                price=price,
+                stop_price=stop_price,
+                time_in_force=time_in_force,
+                client_order_id=client_order_id,
+            )
+            return SignalExecution(signal=signal, order=order)
 
     def cancel_signal(self, signal_id: uuid.UUID | str, *, reason: str | None = None) -> dict[str, Any]:
         """Cancel an active signal."""
@@ -215,7 +330,7 @@ class Trading:
 
     def expire_signals(self, *, now: dt.datetime | None = None) -> list[uuid.UUID]:
         """Expire active signals past their ``expires_at``; returns their ids."""
-        with self._tx() as conn:
+        with self._tx("expire_signals") as conn:
             return _signals.expire_signals(conn, self.actor, now=now)
 
     def signal(self, signal_id: uuid.UUID | str) -> dict[str, Any]:
@@ -264,7 +379,7 @@ class Trading:
     # ---------------------------------------------------------------- orders
     def submit_order(
         self,
-        strategy_id: str,
+        strategy_id: str | None,
         instrument: InstrumentRef,
         side: str,
         quantity: Number,
@@ -278,8 +393,12 @@ class Trading:
         expires_at: dt.datetime | None = None,
         broker_order_id: str | None = None,
     ) -> dict[str, Any]:
-        """Submit an order (status ``pending``); idempotent by ``client_order_id``."""
-        with self._tx() as conn:
+        """Submit an order (status ``pending``); idempotent by ``client_order_id``.
+
+        ``strategy_id=None`` submits a manual order (fills book to the strategy
+        ``manual``); ``order_type`` may be a broker spelling such as ``SL-M``.
+        """
+        with self._tx("submit_order") as conn:
             order, _ = _orders.submit_order(
                 conn,
                 self.actor,
@@ -308,7 +427,7 @@ class Trading:
         details: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Move an order to open, cancelled, rejected or expired (validated, with history)."""
-        with self._tx() as conn:
+        with self._tx("transition_order") as conn:
             return _orders.transition_order(
                 conn,
                 self.actor,
@@ -339,7 +458,7 @@ class Trading:
 
     def expire_orders(self, *, now: dt.datetime | None = None) -> list[uuid.UUID]:
         """Expire open and partially filled orders past their ``expires_at``."""
-        with self._tx() as conn:
+        with self._tx("expire_orders") as conn:
             return _orders.expire_orders(conn, self.actor, now=now)
 
     def order(self, order_id: uuid.UUID | str) -> dict[str, Any]:
@@ -386,7 +505,7 @@ class Trading:
         commission_currency: str | None = None,
     ) -> FillResult:
         """Record an execution: order, history and position in one locked transaction."""
-        with self._tx() as conn:
+        with self._tx("record_fill") as conn:
             return _fills.record_fill(
                 conn,
                 self.actor,
@@ -439,7 +558,7 @@ class Trading:
         target: Number | None = UNSET,
     ) -> dict[str, Any]:
         """Set or clear (``None``) the stop-loss and target price of the open position."""
-        with self._tx() as conn:
+        with self._tx("set_stops") as conn:
             return _positions.set_stops(
                 conn, self.actor, strategy_id, instrument, stop_loss=stop_loss, target=target
             )
@@ -451,7 +570,7 @@ class Trading:
         prices: Mapping[InstrumentRef, Number | float] | None = None,
     ) -> list[dict[str, Any]]:
         """Update current price and unrealized P&L of open positions from the latest prices."""
-        with self._tx() as conn:
+        with self._tx("mark_to_market") as conn:
             return _positions.mark_positions(conn, self.actor, strategy_id=strategy_id, prices=prices)
 
     def latest_price(self, instrument: InstrumentRef) -> tuple[Decimal, dt.datetime, str] | None:
@@ -494,7 +613,7 @@ class Trading:
         ts: dt.datetime | None = None,
     ) -> dict[str, Any]:
         """Compute a valuation and store it as a portfolio snapshot (same transaction)."""
-        with self._tx() as conn:
+        with self._tx("snapshot_portfolio") as conn:
             valuation = _portfolio.value_portfolio(
                 conn,
                 portfolio=portfolio,
@@ -529,7 +648,7 @@ class Trading:
         timeframe: str | None = None,
     ) -> dict[str, Any]:
         """Record a pattern detection (idempotent on instrument, time and pattern)."""
-        with self._tx() as conn:
+        with self._tx("record_pattern") as conn:
             event, _ = _patterns.record_pattern(
                 conn, self.actor, instrument, ts, pattern, details=details, timeframe=timeframe
             )
@@ -561,21 +680,21 @@ class Trading:
     def record_heston(self, instrument: InstrumentRef, ts: dt.datetime, **params: Any) -> dict[str, Any]:
         """Store a Heston calibration (kappa, theta, sigma, rho, v0, [rmse, r_squared,
         n_options, calibration_time_ms]); ``feller_satisfied`` is computed."""
-        with self._tx() as conn:
+        with self._tx("record_heston") as conn:
             return _models.record_heston(conn, self.actor, instrument, ts, **params)
 
     def record_sabr(
         self, instrument: InstrumentRef, ts: dt.datetime, slices: Sequence[Mapping[str, Any]]
     ) -> list[dict[str, Any]]:
         """Store a SABR calibration, one slice per maturity."""
-        with self._tx() as conn:
+        with self._tx("record_sabr") as conn:
             return _models.record_sabr(conn, self.actor, instrument, ts, slices)
 
     def record_ou(
         self, asset1: InstrumentRef, asset2: InstrumentRef, ts: dt.datetime, **params: Any
     ) -> dict[str, Any]:
         """Store an OU pair fit (hedge_ratio, theta, mu, sigma, ...); ``half_life`` is computed."""
-        with self._tx() as conn:
+        with self._tx("record_ou") as conn:
             return _models.record_ou(conn, self.actor, asset1, asset2, ts, **params)
 
     def latest_heston(
@@ -600,5 +719,5 @@ class Trading:
     # ------------------------------------------------------------------ seed
     def seed_examples(self) -> dict[str, list[str]]:
         """Load document 003's NIFTY/BANKNIFTY instruments and example strategies (idempotent)."""
-        with self._tx() as conn:
+        with self._tx("seed_examples") as conn:
             return _seed.seed_examples(conn, self.actor)
