@@ -247,6 +247,7 @@ def test_query_by_user_resource_and_time(db: marketdb.MarketDB, accounts: Accoun
     as_admin = Actor(user_id=admin.id)
     alice = accounts.create_user("alice", "alice@example.com", PASSWORD, actor=as_admin)
     accounts.set_role(alice, "trader", actor=as_admin)
+    accounts.grant("trader", "configurations", "update")  # by the system actor: no user
     accounts.set_config("risk.max", 5, actor=Actor(user_id=alice.id))
     by_admin = accounts.audit_log(user="root")
     assert [e.action for e in by_admin] == ["user.set_role", "user.create"]

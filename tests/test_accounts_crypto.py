@@ -37,12 +37,14 @@ def make_settings(
     master_keys: str | None = None,
     master_key_file: Path | None = None,
     primary_key_id: str | None = None,
+    allow_shared_key_file: bool = False,
 ) -> Settings:
     # Every key field explicitly, so MARKETDB_* variables in the environment cannot interfere.
     return Settings(
         master_keys=master_keys,  # type: ignore[arg-type]
         master_key_file=master_key_file,
         primary_key_id=primary_key_id,
+        allow_shared_key_file=allow_shared_key_file,
     )
 
 
@@ -299,13 +301,26 @@ def test_missing_key_file(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
-def test_world_readable_key_file_warns(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_world_readable_key_file_is_refused_unless_allowed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Issue 10 item 8: a key file others can read is refused, not just warned about.
     path = tmp_path / "master.keys"
     path.write_text(f"k1:{K1}\n", encoding="utf-8")
+    for mode in (0o644, 0o640, 0o604, 0o660):
+        path.chmod(mode)
+        with pytest.raises(ConfigurationError, match="accessible by other users") as info:
+            KeyRing.from_settings(make_settings(master_key_file=path))
+        assert "chmod 600" in str(info.value)
+        assert "MARKETDB_ALLOW_SHARED_KEY_FILE" in str(info.value)
+        assert K1 not in str(info.value)
+    path.chmod(0o600)
+    assert KeyRing.from_settings(make_settings(master_key_file=path)).has_key("k1")
     path.chmod(0o644)
     with caplog.at_level(logging.WARNING, logger=crypto.__name__):
-        KeyRing.from_settings(make_settings(master_key_file=path))
-    assert "chmod 600" in caplog.text
+        ring = KeyRing.from_settings(make_settings(master_key_file=path, allow_shared_key_file=True))
+    assert ring.has_key("k1")
+    assert "readable by other users" in caplog.text
     assert K1 not in caplog.text
 
 

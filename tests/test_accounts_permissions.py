@@ -48,12 +48,13 @@ def test_list_permissions(accounts: Accounts) -> None:
         Permission("trader", "market_data", "read"),
         Permission("trader", "orders", "*"),
         Permission("trader", "portfolio", "read"),
+        Permission("trader", "positions", "update"),
         Permission("trader", "signals", "read"),
         Permission("trader", "strategies", "read"),
         Permission("trader", "strategies", "update"),
     ]
-    assert {p.role for p in accounts.list_permissions()} == {"admin", "trader", "viewer"}
-    assert [r.name for r in accounts.list_roles()] == ["admin", "trader", "viewer"]
+    assert {p.role for p in accounts.list_permissions()} == {"admin", "trader", "user", "viewer"}
+    assert [r.name for r in accounts.list_roles()] == ["admin", "trader", "user", "viewer"]
     with pytest.raises(NotFound, match="no role 'ghost'"):
         accounts.list_permissions("ghost")
 

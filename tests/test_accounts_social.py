@@ -144,7 +144,7 @@ def test_subscription_lifecycle(accounts: Accounts) -> None:
 
 
 def test_configurations(accounts: Accounts) -> None:
-    alice = accounts.get_user("alice")
+    alice = accounts.set_role("alice", "admin")  # changing configuration needs configurations:update
     first = accounts.set_config(
         "risk.max_position", {"usd": 10_000}, description="per instrument", actor=Actor(user_id=alice.id)
     )

@@ -121,7 +121,9 @@ def test_lifecycle_transitions(trading: Trading) -> None:
         )["id"]
 
     a, b = make(), make()
-    assert trading.execute_signal(a)["status"] == "executed"
+    done = trading.execute_signal(a)
+    assert done.signal["status"] == "executed"
+    assert done.order is None
     with pytest.raises(Conflict, match=r"executed -> cancelled.*terminal"):
         trading.cancel_signal(a)
     cancelled = trading.cancel_signal(b, reason="regime change")

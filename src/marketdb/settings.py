@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     timescaledb: Literal["auto", "on", "off"] = "auto"
     master_keys: SecretStr | None = None
     master_key_file: Path | None = None
+    #: Accept a master key file that group or others can access (refused by default).
+    allow_shared_key_file: bool = False
     primary_key_id: str | None = None
     bar_intervals: tuple[str, ...] = DEFAULT_BAR_INTERVALS
     #: Daily bars over the regular session only, or the extended (local-day) session.
@@ -58,6 +60,10 @@ class Settings(BaseSettings):
     #: In-process cache of reads keyed by the instrument's data version; 0 disables it.
     query_cache_mb: float = 0
     statement_timeout_ms: int = 0
+    #: Connections the pool keeps open, and the most it opens under load
+    #: (``marketdb.connect(pool_min_size=5, pool_max_size=20)``).
+    pool_min_size: int = 5
+    pool_max_size: int = 15
     application_name: str = "marketdb"
 
     @field_validator("database_url", "redis_url", "clickhouse_url", mode="before")

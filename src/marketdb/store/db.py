@@ -32,6 +32,13 @@ def libpq_uri(url: str) -> str:
 
 def create_engine(url: str, settings: Settings, **kwargs: Any) -> sa.Engine:
     """A pooled SQLAlchemy engine on psycopg 3; every session runs in UTC."""
+    low, high = settings.pool_min_size, settings.pool_max_size
+    if not (isinstance(low, int) and isinstance(high, int) and 1 <= low <= high <= 10_000):
+        raise ConfigurationError(
+            "pool sizes must satisfy 1 <= pool_min_size <= pool_max_size <= 10000, "
+            f"got min {low}, max {high}",
+            hint="e.g. marketdb.connect(pool_min_size=5, pool_max_size=20) or MARKETDB_POOL_MAX_SIZE=20",
+        )
     options = "-c timezone=UTC"
     if settings.statement_timeout_ms:
         options += f" -c statement_timeout={int(settings.statement_timeout_ms)}"
@@ -40,8 +47,8 @@ def create_engine(url: str, settings: Settings, **kwargs: Any) -> sa.Engine:
         pool_pre_ping=True,
         # Keep parameters (password hashes, ciphertext, emails) out of logs and exception texts.
         hide_parameters=True,
-        pool_size=kwargs.pop("pool_size", 5),
-        max_overflow=kwargs.pop("max_overflow", 10),
+        pool_size=kwargs.pop("pool_size", low),
+        max_overflow=kwargs.pop("max_overflow", high - low),
         connect_args={"options": options, "application_name": settings.application_name},
         **kwargs,
     )

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import unicodedata
 import uuid
-from typing import Final
+from collections.abc import Mapping
+from typing import Any, Final
 
 from marketdb.errors import InvalidInput
 
@@ -96,3 +98,39 @@ def as_uuid(what: str, value: object) -> uuid.UUID:
         return uuid.UUID(str(value))
     except ValueError:
         raise InvalidInput(f"{what} {value!r} is not a UUID", hint=f"pass the {what} (a UUID)") from None
+
+
+def json_object(what: str, value: object) -> dict[str, Any]:
+    """A JSON object (a mapping with text keys) of JSON values only.
+
+    Refused with :class:`InvalidInput` naming ``what`` and the rule: a non-mapping,
+    non-text keys, NaN or infinities, values JSON cannot hold (sets, bytes,
+    objects), and NUL characters (PostgreSQL ``jsonb`` cannot store them).
+    """
+    if not isinstance(value, Mapping):
+        raise InvalidInput(
+            f"{what} must be a JSON object (a dict), got {type(value).__name__}",
+            hint=f"pass {what} as a dict of JSON values",
+        )
+    bad_keys = [k for k in value if not isinstance(k, str)]
+    if bad_keys:
+        raise InvalidInput(
+            f"{what} keys must be text; got {type(bad_keys[0]).__name__} key {bad_keys[0]!r}",
+            hint="use string keys",
+        )
+    try:
+        text = json.dumps(value, allow_nan=False)
+    except ValueError:
+        raise InvalidInput(
+            f"{what} must be JSON: NaN and infinite numbers are not allowed",
+            hint="use finite numbers or null",
+        ) from None
+    except TypeError as exc:
+        raise InvalidInput(
+            f"{what} must be JSON: {exc}",
+            hint="use dicts, lists, strings, finite numbers, booleans and None",
+        ) from None
+    if "\\u0000" in text:
+        raise InvalidInput(f"{what} must not contain NUL characters", hint="remove them")
+    result: dict[str, Any] = json.loads(text)
+    return result

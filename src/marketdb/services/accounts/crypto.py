@@ -300,7 +300,12 @@ class KeyRing:
             entries = [(str(i), part) for i, part in enumerate(raw.split(","), 1) if part.strip()]
             sources.append(("MARKETDB_MASTER_KEYS", _parse_entries(entries, "MARKETDB_MASTER_KEYS entry")))
         if settings.master_key_file is not None:
-            sources.append((str(settings.master_key_file), _read_key_file(settings.master_key_file)))
+            sources.append(
+                (
+                    str(settings.master_key_file),
+                    _read_key_file(settings.master_key_file, allow_shared=settings.allow_shared_key_file),
+                )
+            )
         for source, found in sources:
             for key_id, material in found.items():
                 if key_id in keys and not hmac.compare_digest(keys[key_id], material):
@@ -491,7 +496,7 @@ class KeyRing:
             ) from None
 
 
-def _read_key_file(path: Path) -> dict[str, bytes]:
+def _read_key_file(path: Path, *, allow_shared: bool = False) -> dict[str, bytes]:
     where = f"master key file {path}"
     try:
         text = path.read_text(encoding="utf-8")
@@ -507,7 +512,13 @@ def _read_key_file(path: Path) -> dict[str, bytes]:
             hint="make the file readable by the user running marketdb (and nobody else)",
         ) from None
     if os.name == "posix" and mode & (stat.S_IRWXG | stat.S_IRWXO):
-        log.warning("master key file %s is readable by other users; run: chmod 600 %s", path, path)
+        if not allow_shared:
+            raise ConfigurationError(
+                f"{where} is accessible by other users (mode {stat.filemode(mode)}): refused, "
+                "anyone who can read it can open every secret",
+                hint=f"run: chmod 600 {path} (or, knowingly, set MARKETDB_ALLOW_SHARED_KEY_FILE=1)",
+            )
+        log.warning("master key file %s is readable by other users (allowed by setting)", path)
     entries = [
         (f"line {n}", line.strip())
         for n, line in enumerate(text.splitlines(), 1)

@@ -202,6 +202,47 @@ def _check_role(conn: sa.Connection, role: str) -> str:
     return role
 
 
+#: Configuration key naming the role new users get when none is given.
+DEFAULT_ROLE_KEY: Final = "accounts.default_role"
+_FALLBACK_ROLE: Final = "viewer"
+
+
+def default_role(conn: sa.Connection) -> str:
+    """The role of new users: configuration ``accounts.default_role``, else ``viewer``.
+
+    Roles are data: an application sets its own default with
+    ``Accounts.set_config("accounts.default_role", "user")`` (seed 002's role
+    ``user`` ships with marketdb).
+    """
+    value = conn.execute(
+        sa.select(t.configurations.c.value).where(t.configurations.c.key == DEFAULT_ROLE_KEY)
+    ).scalar_one_or_none()
+    return value if isinstance(value, str) and value else _FALLBACK_ROLE
+
+
+def _username_from_email(conn: sa.Connection, email: str) -> str:
+    """A free username made from the email's local part (``alice``, ``alice-2``, ...)."""
+    local = email.split("@", 1)[0]
+    base = "".join(ch if ch.isalnum() or ch in "._-" else "-" for ch in local).strip("-.") or "user"
+    base = base[: v.USERNAME_MAX - 8]
+    taken = set(
+        conn.execute(
+            sa.select(sa.func.lower(u.c.username)).where(
+                sa.func.lower(u.c.username).like(sa.func.lower(sa.literal(base + "%")))
+            )
+        ).scalars()
+    )
+    candidate, n = base, 1
+    while candidate.lower() in taken:
+        n += 1
+        candidate = f"{base}-{n}"
+    try:
+        uuid.UUID(candidate)
+    except ValueError:
+        return candidate
+    return f"user-{candidate[:8]}"
+
+
 def _check_unique(
     conn: sa.Connection, *, username: str | None, email: str | None, except_id: uuid.UUID | None
 ) -> None:
@@ -229,22 +270,27 @@ def create_user(
     conn: sa.Connection,
     hasher: PasswordHasher,
     *,
-    username: str,
+    username: str | None,
     email: str,
     password: str,
-    role: str = "viewer",
+    role: str | None = None,
     settings: Mapping[str, Any] | None = None,
     actor: Actor | None = None,
 ) -> User:
     """Create an active user with an argon2id password hash.
 
+    ``username=None`` (sign-up with an email only) derives a free username from
+    the email's local part (``alice@x.org`` -> ``alice``, ``alice-2``, ...); the
+    user can log in with either. ``role=None`` takes :func:`default_role`.
+
     Raises:
         InvalidInput: bad username, email or role, or the password breaks the policy.
         Conflict: the username or email is taken (case-insensitively).
     """
-    username = check_username(username)
     email = v.email_text(email)
-    role = _check_role(conn, role)
+    clean_settings = v.json_object("settings", {} if settings is None else settings)
+    username = check_username(username) if username is not None else _username_from_email(conn, email)
+    role = _check_role(conn, role if role is not None else default_role(conn))
     _check_unique(conn, username=username, email=email, except_id=None)
     password_hash = hasher.hash(password, context=(username, email))
     try:
@@ -256,7 +302,7 @@ def create_user(
                     email=email,
                     password_hash=password_hash,
                     role=role,
-                    settings=dict(settings or {}),
+                    settings=clean_settings,
                 )
                 .returning(*_PUBLIC_COLUMNS)
             ).one()
@@ -395,8 +441,7 @@ def update_settings(
     actor: Actor | None = None,
 ) -> User:
     """Merge ``settings`` into the user's settings (top-level keys), or replace them."""
-    if not isinstance(settings, Mapping):
-        raise InvalidInput("settings must be a mapping", hint="pass a dict of preferences")
+    settings = v.json_object("settings", settings)
     before = get_user(conn, ref, for_update=True)
     merged = dict(settings) if replace else {**before.settings, **settings}
     return _update(conn, before, "user.update_settings", {"settings": merged}, actor)

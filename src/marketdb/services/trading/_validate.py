@@ -7,6 +7,7 @@ enforce the same rules a second time for writers that bypass the services.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from decimal import Decimal
 from typing import Any
@@ -110,3 +111,22 @@ def symbol(value: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise InvalidInput(f"a symbol must be a non-empty string, got {value!r}")
     return value.strip().upper()
+
+
+#: Trading events (fills, snapshots) must fall in this window: not before the
+#: Unix epoch, and not more than a day ahead of the clock (skew between hosts).
+EARLIEST_EVENT = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+MAX_FUTURE = dt.timedelta(days=1)
+
+
+def event_time(value: dt.datetime | None, name: str) -> dt.datetime | None:
+    """``None`` or a UTC datetime within [1970-01-01, now + 1 day]."""
+    if value is None:
+        return None
+    latest = dt.datetime.now(dt.UTC) + MAX_FUTURE
+    if value < EARLIEST_EVENT or value > latest:
+        raise InvalidInput(
+            f"{name} must be between {EARLIEST_EVENT.date()} and one day from now, got {value.isoformat()}",
+            hint="check the timestamp's unit and time zone (seconds vs milliseconds, year)",
+        )
+    return value

@@ -4,7 +4,8 @@ Order of work inside the caller's transaction:
 
 1. ``SELECT .. FOR UPDATE`` the order. Concurrent fills of one order queue here.
 2. A fill with a ``broker_exec_id`` already recorded for this order is a
-   duplicate: nothing is written and the first execution is returned.
+   duplicate: nothing is written and the first execution is returned; the
+   same id with a different quantity or price is a :class:`Conflict`.
 3. The new status is computed (``partially_filled`` or ``filled``) and checked
    against the state machine; an overfill or a fill on a terminal order raises
    before anything is written.
@@ -13,7 +14,8 @@ Order of work inside the caller's transaction:
    to :data:`~marketdb.services.trading.accounting.PRICE_QUANTUM`), commission
    and status; append ``order_history``.
 5. ``SELECT .. FOR UPDATE`` the strategy's open position (creating it if need
-   be) and apply the fill with :mod:`.accounting`.
+   be) and apply the fill with :mod:`.accounting`. Orders without a strategy
+   (manual orders) book to the built-in strategy ``manual``.
 6. One audit row.
 
 The lock order is always order, then position, so two fills of different
@@ -41,7 +43,7 @@ from marketdb.services.trading.accounting import (
     exact_product,
     exact_sum,
 )
-from marketdb.services.trading.orders import append_history, get_order
+from marketdb.services.trading.orders import MANUAL_BOOK, append_history, get_order
 from marketdb.services.trading.positions import apply_fill_to_position
 from marketdb.services.trading.state import (
     TERMINAL_ORDER_STATUSES,
@@ -50,6 +52,7 @@ from marketdb.services.trading.state import (
     status_after_fill,
     validate_order_transition,
 )
+from marketdb.services.trading.strategies import create_strategy
 from marketdb.store.schema import tables as t
 
 
@@ -87,7 +90,7 @@ def record_fill(
     qty = v.positive_money(quantity, "fill quantity")
     px = v.positive_money(price, "fill price")
     fee = v.non_negative_money(commission, "fill commission")
-    when = utc(ts, "ts")
+    when = v.event_time(utc(ts, "fill ts"), "fill ts")
     if broker_exec_id is not None and (not isinstance(broker_exec_id, str) or not broker_exec_id):
         raise InvalidInput("broker_exec_id must be a non-empty string or None")
 
@@ -102,6 +105,21 @@ def record_fill(
             ).first()
         )
         if seen is not None:
+            differing = [
+                name
+                for name, given in (("quantity", qty), ("price", px))
+                if Decimal(seen[name]).normalize() != given.normalize()
+            ]
+            if differing:
+                given = {"quantity": qty, "price": px}
+                what = ", ".join(f"{n} {seen[n]} recorded, {given[n]} given" for n in differing)
+                raise Conflict(
+                    f"broker execution id {broker_exec_id!r} of order {order['id']} was already "
+                    f"recorded with different values: {what}",
+                    hint="a retry must repeat the same quantity and price; "
+                    "a new execution needs a new broker_exec_id",
+                    details={"execution_id": str(seen["id"]), "differing": differing},
+                )
             return FillResult(execution=seen, order=order, duplicate=True)
 
     current = parse_order_status(order["status"])
@@ -111,11 +129,9 @@ def record_fill(
             hint="a fill after a confirmed cancel/reject/expiry needs reconciling with the broker",
             details={"from": current.value, "to": "fill"},
         )
-    if order["strategy_id"] is None:
-        raise Conflict(
-            f"order {order['id']} has no strategy (it was deleted): its fills have no position",
-            hint="cancel the order, or reconcile it by hand",
-        )
+    book = order["strategy_id"]
+    if book is None:
+        book = ensure_manual_book(conn, actor)
     filled = exact_sum(order["filled_quantity"], qty)
     remaining = exact_sum(order["quantity"], -order["filled_quantity"])
     if filled > order["quantity"]:
@@ -177,7 +193,7 @@ def record_fill(
     )
     effect, positions = apply_fill_to_position(
         conn,
-        order["strategy_id"],
+        book,
         order["instrument_id"],
         Fill(Side(order["side"]), qty, px, fee),
         execution["ts"],
@@ -204,6 +220,21 @@ def record_fill(
         positions=positions,
         realized_pnl=effect.realized_pnl,
     )
+
+
+def ensure_manual_book(conn: sa.Connection, actor: Actor) -> str:
+    """The id of the built-in strategy that books manual orders' fills (created on first use)."""
+    create_strategy(
+        conn,
+        actor,
+        MANUAL_BOOK,
+        "Manual orders",
+        description="positions of orders submitted without a strategy",
+        strategy_type="manual",
+        execution_mode="live",
+        if_exists="skip",
+    )
+    return MANUAL_BOOK
 
 
 def list_fills(

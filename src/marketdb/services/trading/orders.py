@@ -41,6 +41,51 @@ from marketdb.services.trading.state import (
 from marketdb.store.schema import tables as t
 
 ORDER_TYPES = ("market", "limit", "stop", "stop_limit")
+
+#: Broker spellings of order types, mapped to marketdb's (document 003's Indian
+#: brokers: MARKET, LIMIT, SL = stop-loss limit, SL-M = stop-loss market; IB/FIX
+#: abbreviations MKT, LMT, STP, STP LMT). Case, spaces, '-' and '_' are ignored.
+ORDER_TYPE_ALIASES: dict[str, str] = {
+    "market": "market",
+    "mkt": "market",
+    "limit": "limit",
+    "lmt": "limit",
+    "stop": "stop",
+    "stp": "stop",
+    "stopmarket": "stop",
+    "stoploss": "stop",
+    "stoplossmarket": "stop",
+    "slm": "stop",
+    "stoplimit": "stop_limit",
+    "stplmt": "stop_limit",
+    "stoplosslimit": "stop_limit",
+    "sl": "stop_limit",
+    "sll": "stop_limit",
+}
+
+
+def parse_order_type(value: str) -> str:
+    """marketdb's order type for ``value``, a marketdb or broker spelling (``SL-M`` -> ``stop``).
+
+    Raises:
+        InvalidInput: naming the field, the value and the accepted spellings.
+    """
+    if not isinstance(value, str):
+        raise InvalidInput(f"order type must be a string, got {type(value).__name__}")
+    key = "".join(ch for ch in value.lower() if ch.isalnum())
+    found = ORDER_TYPE_ALIASES.get(key)
+    if found is None:
+        raise InvalidInput(
+            f"order type must be one of {', '.join(ORDER_TYPES)} (or a broker spelling such as "
+            f"MKT, LMT, SL, SL-M, STP LMT); got {value!r}",
+            hint="trailing stops and other conditional types are not supported: "
+            "submit the child order your broker sends",
+        )
+    return found
+
+
+#: The strategy whose positions book the fills of manual orders (orders without a strategy).
+MANUAL_BOOK = "manual"
 TIME_IN_FORCE = ("day", "gtc", "ioc", "fok", "opg", "cls", "gtd")
 
 #: Fields that define an order: a client order id reused with different values
@@ -110,7 +155,7 @@ def find_by_client_order_id(conn: sa.Connection, client_order_id: str) -> dict[s
 def submit_order(
     conn: sa.Connection,
     actor: Actor,
-    strategy_id: str,
+    strategy_id: str | None,
     instrument: InstrumentRef,
     side: str,
     quantity: Decimal | int | str,
@@ -126,8 +171,11 @@ def submit_order(
 ) -> tuple[dict[str, Any], bool]:
     """Submit an order in status ``pending``; returns ``(order, created)``.
 
-    Every order belongs to a strategy: fills update the strategy's position in
-    the instrument. With ``client_order_id``, submitting the same order again
+    An order of a strategy: fills update the strategy's position in the
+    instrument. ``strategy_id=None`` is a *manual* order (document 004): its
+    fills book to the built-in strategy ``manual``. ``order_type`` may be a
+    broker spelling (``SL-M``, ``SL``, ``MKT``, ...; see :func:`parse_order_type`).
+    With ``client_order_id``, submitting the same order again
     returns the first one (``created`` False); reusing the id for a *different*
     order raises :class:`Conflict`.
 
@@ -137,7 +185,7 @@ def submit_order(
     values: dict[str, Any] = {
         "strategy_id": strategy_id,
         "side": Side(v.choice(side, "order side", ("buy", "sell"))).value,
-        "order_type": v.choice(order_type, "order type", ORDER_TYPES),
+        "order_type": parse_order_type(order_type),
         "quantity": v.positive_money(quantity, "order quantity"),
         "price": v.optional_positive_money(price, "order price"),
         "stop_price": v.optional_positive_money(stop_price, "order stop price"),
@@ -153,7 +201,8 @@ def submit_order(
         raise InvalidInput("a 'gtd' (good till date) order needs expires_at")
     if client_order_id is not None and (not isinstance(client_order_id, str) or not client_order_id.strip()):
         raise InvalidInput("client_order_id must be a non-empty string or None")
-    strategy_exists(conn, strategy_id)
+    if strategy_id is not None:
+        strategy_exists(conn, strategy_id)
     values["instrument_id"] = resolve_instrument(conn, instrument)
     if values["signal_id"] is not None:
         found = conn.execute(sa.select(t.signals.c.id).where(t.signals.c.id == values["signal_id"])).first()

@@ -38,6 +38,9 @@ from marketdb.store.schema import tables as t
 
 STRATEGY_SIGNAL_TYPES = ("LONG", "SHORT", "EXIT_LONG", "EXIT_SHORT")
 
+#: The order side each strategy signal type implies.
+SIDE_OF_SIGNAL = {"LONG": "buy", "SHORT": "sell", "EXIT_LONG": "sell", "EXIT_SHORT": "buy"}
+
 _SIGNAL_COLUMNS = (*t.signals.c, t.instruments.c.symbol)
 
 
@@ -142,6 +145,67 @@ def set_signal_status(
         new={"status": to.value, "reason": reason},
     )
     return get_signal(conn, sid)
+
+
+def execute_signal(
+    conn: sa.Connection,
+    actor: Actor,
+    signal_id: uuid.UUID | str,
+    quantity: Decimal | int | str,
+    *,
+    side: str | None = None,
+    order_type: str = "market",
+    price: Decimal | int | str | None = None,
+    stop_price: Decimal | int | str | None = None,
+    time_in_force: str = "day",
+    client_order_id: str | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Turn an active signal into an order and mark it executed; returns ``(signal, order)``.
+
+    The order links back with ``signal_id``, belongs to the signal's strategy
+    (none for a user signal: a manual order) and trades the signal's
+    instrument; its side follows the signal type (LONG and EXIT_SHORT buy,
+    SHORT and EXIT_LONG sell) unless ``side`` is given (required for user
+    signals with free-form types). The signal row is locked first, so two
+    concurrent executions make one order: the second raises :class:`Conflict`.
+    """
+    from marketdb.services.trading.orders import submit_order
+
+    sid = as_uuid(signal_id, "signal id")
+    current = conn.execute(
+        sa.select(
+            t.signals.c.status, t.signals.c.signal_type, t.signals.c.strategy_id, t.signals.c.instrument_id
+        )
+        .where(t.signals.c.id == sid)
+        .with_for_update()
+    ).first()
+    if current is None:
+        raise NotFound(f"unknown signal {sid}")
+    validate_signal_transition(current.status, SignalStatus.EXECUTED, signal_id=sid)
+    if side is None:
+        implied = SIDE_OF_SIGNAL.get(current.signal_type.upper())
+        if implied is None:
+            raise InvalidInput(
+                f"signal type {current.signal_type!r} implies no order side",
+                hint="pass side='buy' or side='sell'",
+            )
+        side = implied
+    order, _ = submit_order(
+        conn,
+        actor,
+        current.strategy_id,
+        current.instrument_id,
+        side,
+        quantity,
+        order_type=order_type,
+        price=price,
+        stop_price=stop_price,
+        time_in_force=time_in_force,
+        client_order_id=client_order_id,
+        signal_id=sid,
+    )
+    signal = set_signal_status(conn, actor, sid, SignalStatus.EXECUTED)
+    return signal, order
 
 
 def expire_signals(conn: sa.Connection, actor: Actor, *, now: dt.datetime | None = None) -> list[uuid.UUID]:

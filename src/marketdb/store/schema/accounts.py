@@ -22,11 +22,13 @@ from marketdb.store.schema._base import (
 
 TS = sa.DateTime(timezone=True)
 
-#: Roles and their default permissions (document 004). '*' is a wildcard.
+#: Roles and their default permissions (document 004; seed 002's ``user`` and
+#: trader's ``positions`` from migration 0007). '*' is a wildcard.
 DEFAULT_ROLES: dict[str, str] = {
     "admin": "full access",
     "trader": "runs strategies and trades",
     "viewer": "read-only access",
+    "user": "signed-up user: reads market data, owns signals (seed 002)",
 }
 DEFAULT_PERMISSIONS: tuple[tuple[str, str, str], ...] = (
     ("admin", "*", "*"),
@@ -40,6 +42,11 @@ DEFAULT_PERMISSIONS: tuple[tuple[str, str, str], ...] = (
     ("viewer", "signals", "read"),
     ("viewer", "portfolio", "read"),
     ("viewer", "market_data", "read"),
+    ("user", "market_data", "read"),
+    ("user", "signals", "read"),
+    ("user", "signals", "create"),
+    ("user", "portfolio", "read"),
+    ("trader", "positions", "update"),
 )
 
 roles = sa.Table(
