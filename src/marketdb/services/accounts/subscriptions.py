@@ -86,7 +86,8 @@ def _date(what: str, value: object) -> dt.date:
 def _status(value: str) -> str:
     if value not in STATUSES:
         raise InvalidInput(
-            f"unknown subscription status {value!r}", hint=f"use one of: {', '.join(STATUSES)}"
+            f"unknown subscription status {value!r}: status must be one of {', '.join(STATUSES)}",
+            hint=f"use one of: {', '.join(STATUSES)}",
         )
     return value
 

@@ -8,6 +8,7 @@ enforce the same rules a second time for writers that bypass the services.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 from decimal import Decimal
 from typing import Any
@@ -98,12 +99,52 @@ def choice(value: str, name: str, allowed: tuple[str, ...], *, upper: bool = Fal
 
 
 def json_object(value: Any, name: str) -> dict[str, Any]:
-    """A JSON object (dict with string keys); ``None`` becomes ``{}``."""
+    """A JSON object (dict with string keys) of JSON values; ``None`` becomes ``{}``.
+
+    NaN, infinities, values JSON cannot hold and NUL characters are refused here,
+    naming the field, instead of failing later in the database.
+    """
     if value is None:
         return {}
     if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
         raise InvalidInput(f"{name} must be a JSON object (a dict with string keys)")
+    try:
+        text = json.dumps(value, allow_nan=False, default=_json_default)
+    except ValueError:
+        raise InvalidInput(
+            f"{name} must be JSON: NaN and infinite numbers are not allowed",
+            hint="use finite numbers or null",
+        ) from None
+    except TypeError as exc:
+        raise InvalidInput(f"{name} must be JSON: {exc}") from None
+    if "\\u0000" in text:
+        raise InvalidInput(f"{name} must not contain NUL characters")
     return value
+
+
+def _json_default(value: Any) -> Any:
+    # Decimals, datetimes and UUIDs are stored as text by the JSON encoder in use.
+    if isinstance(value, Decimal | dt.date | dt.datetime) or type(value).__name__ == "UUID":
+        return str(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def text(value: Any, name: str, *, max_len: int = 200) -> str:
+    """A non-empty single-line text PostgreSQL can store (no NUL or control characters)."""
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput(f"{name} must be a non-empty string, got {value!r}")
+    if len(value) > max_len:
+        raise InvalidInput(f"{name} must be at most {max_len} characters, got {len(value)}")
+    if any(ord(ch) < 32 or ord(ch) == 127 or 0xD800 <= ord(ch) <= 0xDFFF for ch in value):
+        raise InvalidInput(
+            f"{name} must not contain NUL, control or unpaired surrogate characters, got {value!r}"
+        )
+    return value
+
+
+def optional_text(value: Any, name: str, *, max_len: int = 200) -> str | None:
+    """``None`` or :func:`text`."""
+    return None if value is None else text(value, name, max_len=max_len)
 
 
 def symbol(value: str) -> str:

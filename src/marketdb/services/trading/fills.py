@@ -93,6 +93,9 @@ def record_fill(
     when = v.event_time(utc(ts, "fill ts"), "fill ts")
     if broker_exec_id is not None and (not isinstance(broker_exec_id, str) or not broker_exec_id):
         raise InvalidInput("broker_exec_id must be a non-empty string or None")
+    broker_exec_id = v.optional_text(broker_exec_id, "broker_exec_id")
+    venue = v.optional_text(venue, "venue")
+    commission_currency = v.optional_text(commission_currency, "commission_currency", max_len=10)
 
     order = get_order(conn, order_id, lock=True)
     if broker_exec_id is not None:

@@ -190,10 +190,10 @@ def submit_order(
         "price": v.optional_positive_money(price, "order price"),
         "stop_price": v.optional_positive_money(stop_price, "order stop price"),
         "time_in_force": v.choice(time_in_force, "time in force", TIME_IN_FORCE),
-        "client_order_id": client_order_id,
+        "client_order_id": v.optional_text(client_order_id, "client_order_id"),
         "signal_id": None if signal_id is None else as_uuid(signal_id, "signal id"),
         "expires_at": utc(expires_at, "expires_at"),
-        "broker_order_id": broker_order_id,
+        "broker_order_id": v.optional_text(broker_order_id, "broker_order_id"),
         "status": OrderStatus.PENDING.value,
     }
     _check_prices(values)
@@ -267,6 +267,8 @@ def transition_order(
     the same transaction. ``partially_filled`` and ``filled`` come only from
     fills (:func:`marketdb.services.trading.fills.record_fill`).
     """
+    reason = v.optional_text(reason, "reason", max_len=2000)
+    broker_order_id = v.optional_text(broker_order_id, "broker_order_id")
     target = parse_order_status(status)
     if target in (OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED):
         raise InvalidInput(

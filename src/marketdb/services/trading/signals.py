@@ -73,9 +73,7 @@ def create_signal(
         raise InvalidInput(
             "a signal needs an owner: pass strategy_id (strategy signal) or user_id (user signal)"
         )
-    if not isinstance(signal_type, str) or not signal_type.strip():
-        raise InvalidInput("signal type must be a non-empty string")
-    kind = signal_type.strip()
+    kind = v.text(signal_type, "signal type", max_len=50).strip()
     if strategy_id is not None:
         kind = v.choice(kind, "strategy signal type", STRATEGY_SIGNAL_TYPES, upper=True)
         if strength is None or confidence is None:
