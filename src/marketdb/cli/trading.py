@@ -25,6 +25,7 @@ from marketdb.errors import InvalidInput
 
 if TYPE_CHECKING:
     from marketdb.services.trading import Trading
+    from marketdb.services.trading.records import Record
 
 __all__ = [
     "fills_app",
@@ -115,105 +116,37 @@ def _price_args(values: Sequence[str] | None) -> dict[str | int, str] | None:
     return prices
 
 
-def _show(rows: Sequence[dict[str, Any]], fmt: str, columns: Sequence[str], title: str) -> None:
+#: Bookkeeping fields left out of tables (``--format json`` prints every field).
+_TABLE_HIDDEN = frozenset({"instrument_id", "filled_notional", "created_by", "updated_at", "data"})
+
+
+def _show(rows: Sequence[Record] | Sequence[dict[str, Any]], fmt: str, title: str) -> None:
+    """Print records (or plain rows) as a table of their fields, or as JSON lines of every field.
+
+    Columns come from the records themselves: every field, minus bookkeeping
+    ones and those empty in every row.
+    """
+    from marketdb.services.trading.records import Record
+
     if fmt not in ("table", "json"):
         raise InvalidInput(f"--format must be table or json, got {fmt!r}")
+    dicts = [r.to_dict() if isinstance(r, Record) else dict(r) for r in rows]
     if fmt == "json":
-        print_table(rows, fmt="json")
+        print_table(dicts, fmt="json")
         return
-    print_table([{c: _cell(r.get(c)) for c in columns} for r in rows], title=title)
+    if not dicts:
+        print_table([], title=title)
+        return
+    columns = [
+        c for c in dicts[0] if c not in _TABLE_HIDDEN and any(d.get(c) not in (None, {}, []) for d in dicts)
+    ]
+    print_table([{c: _cell(d.get(c)) for c in columns} for d in dicts], title=title)
 
 
 def _cell(value: Any) -> Any:
     if isinstance(value, dict | list):
         return json.dumps(value, default=str)
     return value
-
-
-STRATEGY_COLUMNS = (
-    "id",
-    "name",
-    "strategy_type",
-    "execution_mode",
-    "is_enabled",
-    "status",
-    "symbols",
-    "config",
-    "risk_limits",
-)
-SIGNAL_COLUMNS = (
-    "id",
-    "ts",
-    "strategy_id",
-    "user_id",
-    "symbol",
-    "signal_type",
-    "strength",
-    "confidence",
-    "target_price",
-    "stop_loss",
-    "expires_at",
-    "status",
-)
-ORDER_COLUMNS = (
-    "id",
-    "created_at",
-    "strategy_id",
-    "symbol",
-    "side",
-    "order_type",
-    "quantity",
-    "price",
-    "stop_price",
-    "time_in_force",
-    "status",
-    "filled_quantity",
-    "avg_fill_price",
-    "client_order_id",
-)
-HISTORY_COLUMNS = ("ts", "from_status", "status", "filled_quantity", "details")
-FILL_COLUMNS = (
-    "id",
-    "ts",
-    "order_id",
-    "strategy_id",
-    "symbol",
-    "side",
-    "quantity",
-    "price",
-    "commission",
-    "broker_exec_id",
-    "venue",
-)
-POSITION_COLUMNS = (
-    "strategy_id",
-    "symbol",
-    "quantity",
-    "average_entry_price",
-    "cost_basis",
-    "current_price",
-    "unrealized_pnl",
-    "realized_pnl",
-    "commissions",
-    "stop_loss_price",
-    "target_price",
-    "status",
-    "opened_at",
-    "closed_at",
-)
-SNAPSHOT_COLUMNS = (
-    "portfolio",
-    "ts",
-    "total_value",
-    "cash",
-    "positions_value",
-    "total_pnl",
-    "realized_pnl",
-    "unrealized_pnl",
-    "gross_exposure",
-    "net_exposure",
-    "n_positions",
-)
 
 
 # ------------------------------------------------------------------ strategies
@@ -230,7 +163,7 @@ def strategies_list(
     """List strategies."""
     with _trading(url) as tr:
         rows = tr.strategies(enabled=enabled, execution_mode=mode, status=status)
-    _show(rows, fmt, STRATEGY_COLUMNS, "strategies")
+    _show(rows, fmt, "strategies")
 
 
 @strategies_app.command("show")
@@ -238,7 +171,7 @@ def strategies_show(strategy_id: str, url: UrlOpt = None, fmt: FormatOpt = "tabl
     """Show one strategy."""
     with _trading(url) as tr:
         row = tr.strategy(strategy_id)
-    _show([row], fmt, STRATEGY_COLUMNS, "strategy")
+    _show([row], fmt, "strategy")
 
 
 @strategies_app.command("create")
@@ -270,7 +203,7 @@ def strategies_create(
             execution_mode=mode,
             enabled=enable,
         )
-    _show([row], fmt, STRATEGY_COLUMNS, "created")
+    _show([row], fmt, "created")
 
 
 @strategies_app.command("update")
@@ -308,7 +241,7 @@ def strategies_update(
     }
     with _trading(url) as tr:
         row = tr.update_strategy(strategy_id, **changes)
-    _show([row], fmt, STRATEGY_COLUMNS, "updated")
+    _show([row], fmt, "updated")
 
 
 @strategies_app.command("enable")
@@ -316,7 +249,7 @@ def strategies_enable(strategy_id: str, url: UrlOpt = None, fmt: FormatOpt = "ta
     """Enable a strategy."""
     with _trading(url) as tr:
         row = tr.enable_strategy(strategy_id)
-    _show([row], fmt, STRATEGY_COLUMNS, "enabled")
+    _show([row], fmt, "enabled")
 
 
 @strategies_app.command("disable")
@@ -324,7 +257,7 @@ def strategies_disable(strategy_id: str, url: UrlOpt = None, fmt: FormatOpt = "t
     """Disable a strategy (a running one is stopped)."""
     with _trading(url) as tr:
         row = tr.disable_strategy(strategy_id)
-    _show([row], fmt, STRATEGY_COLUMNS, "disabled")
+    _show([row], fmt, "disabled")
 
 
 # --------------------------------------------------------------------- signals
@@ -359,7 +292,7 @@ def signals_create(
             expires_at=_time_arg(expires, "--expires"),
             data=_json_arg(data, "--data"),
         )
-    _show([row], fmt, SIGNAL_COLUMNS, "signal")
+    _show([row], fmt, "signal")
 
 
 @signals_app.command("list")
@@ -382,7 +315,7 @@ def signals_list(
             rows = tr.signals(
                 strategy_id=strategy, instrument=symbol, user_id=user, status=status, limit=limit
             )
-    _show(rows, fmt, SIGNAL_COLUMNS, "signals")
+    _show(rows, fmt, "signals")
 
 
 @signals_app.command("execute")
@@ -407,9 +340,9 @@ def signals_execute(
         done = tr.execute_signal(
             signal_id, quantity, side=side, order_type=order_type, price=price, stop_price=stop_price
         )
-    _show([done.signal], fmt, SIGNAL_COLUMNS, "signal")
+    _show([done.signal], fmt, "signal")
     if done.order is not None:
-        _show([done.order], fmt, ORDER_COLUMNS, "order")
+        _show([done.order], fmt, "order")
 
 
 @signals_app.command("cancel")
@@ -422,7 +355,7 @@ def signals_cancel(
     """Cancel an active signal."""
     with _trading(url) as tr:
         row = tr.cancel_signal(signal_id, reason=reason)
-    _show([row], fmt, SIGNAL_COLUMNS, "signal")
+    _show([row], fmt, "signal")
 
 
 @signals_app.command("expire")
@@ -471,7 +404,7 @@ def orders_submit(
             signal_id=signal,
             expires_at=_time_arg(expires, "--expires"),
         )
-    _show([row], fmt, ORDER_COLUMNS, "order")
+    _show([row], fmt, "order")
 
 
 @orders_app.command("list")
@@ -487,7 +420,7 @@ def orders_list(
     """List orders, newest first."""
     with _trading(url) as tr:
         rows = tr.orders(strategy_id=strategy, instrument=symbol, status=status, working=working, limit=limit)
-    _show(rows, fmt, ORDER_COLUMNS, "orders")
+    _show(rows, fmt, "orders")
 
 
 @orders_app.command("show")
@@ -496,14 +429,14 @@ def orders_show(order_id: str, url: UrlOpt = None, fmt: FormatOpt = "table") -> 
     with _trading(url) as tr:
         order = tr.order(order_id)
         history = tr.order_history(order_id)
-    _show([order], fmt, ORDER_COLUMNS, "order")
-    _show(history, fmt, HISTORY_COLUMNS, "history")
+    _show([order], fmt, "order")
+    _show(history, fmt, "history")
 
 
 def _transition(order_id: str, status: str, url: str | None, fmt: str, **kw: Any) -> None:
     with _trading(url) as tr:
         row = tr.transition_order(order_id, status, **kw)
-    _show([row], fmt, ORDER_COLUMNS, "order")
+    _show([row], fmt, "order")
 
 
 @orders_app.command("accept")
@@ -587,8 +520,8 @@ def fills_record(
         ]
     if result.duplicate:
         console.print(f"duplicate execution {exec_id!r}: already recorded, nothing changed")
-    _show([result.order], fmt, ORDER_COLUMNS, "order")
-    _show(positions, fmt, POSITION_COLUMNS, "position")
+    _show([result.order], fmt, "order")
+    _show(positions, fmt, "position")
 
 
 @fills_app.command("list")
@@ -602,7 +535,7 @@ def fills_list(
     """List fills, oldest first."""
     with _trading(url) as tr:
         rows = tr.fills(order_id=order, strategy_id=strategy, limit=limit)
-    _show(rows, fmt, FILL_COLUMNS, "fills")
+    _show(rows, fmt, "fills")
 
 
 # ------------------------------------------------------------------- positions
@@ -617,7 +550,7 @@ def positions_list(
     """List positions."""
     with _trading(url) as tr:
         rows = tr.positions(strategy_id=strategy, instrument=symbol, status=status)
-    _show(rows, fmt, POSITION_COLUMNS, "positions")
+    _show(rows, fmt, "positions")
 
 
 @positions_app.command("mark")
@@ -633,7 +566,7 @@ def positions_mark(
     """Mark open positions to market from the latest trade or candle."""
     with _trading(url) as tr:
         rows = tr.mark_to_market(strategy_id=strategy, prices=_price_args(price))
-    _show(rows, fmt, (*POSITION_COLUMNS[:7], "mark_source"), "marked")
+    _show(rows, fmt, "marked")
 
 
 def _optional_price(value: str | None) -> Any:
@@ -659,7 +592,7 @@ def positions_stops(
             strategy, symbol, stop_loss=_optional_price(stop_loss), target=_optional_price(target)
         )
         row = tr.position(strategy, symbol) or row
-    _show([row], fmt, POSITION_COLUMNS, "position")
+    _show([row], fmt, "position")
 
 
 # ------------------------------------------------------------------- portfolio
@@ -703,7 +636,7 @@ def portfolio_value(
             portfolio=portfolio, **_valuation_args(strategy, cash, initial_cash, price)
         )
     row = {**valuation.row(), "unpriced": valuation.unpriced}
-    _show([row], fmt, (*SNAPSHOT_COLUMNS, "unpriced"), "portfolio")
+    _show([row], fmt, "portfolio")
 
 
 @portfolio_app.command("snapshot")
@@ -721,7 +654,7 @@ def portfolio_snapshot(
         row = tr.snapshot_portfolio(
             portfolio=portfolio, **_valuation_args(strategy, cash, initial_cash, price)
         )
-    _show([row], fmt, SNAPSHOT_COLUMNS, "snapshot")
+    _show([row], fmt, "snapshot")
 
 
 @portfolio_app.command("series")
@@ -739,7 +672,7 @@ def portfolio_series(
             start=_time_arg(start, "--start"),
             end=_time_arg(end, "--end"),
         )
-    _show(rows, fmt, SNAPSHOT_COLUMNS, "snapshots")
+    _show(rows, fmt, "snapshots")
 
 
 # ------------------------------------------------------------------------ seed
@@ -749,4 +682,4 @@ def seed_examples(url: UrlOpt = None, fmt: FormatOpt = "table") -> None:
     with _trading(url) as tr:
         result = tr.seed_examples()
     rows = [{"what": k, "items": ", ".join(val) or "-"} for k, val in result.items()]
-    _show(rows, fmt, ("what", "items"), "seed examples")
+    _show(rows, fmt, "seed examples")

@@ -16,15 +16,30 @@ from typing import Any
 from marketdb.errors import InvalidInput
 from marketdb.services.trading.accounting import to_decimal
 
+#: Money and quantities given to the services must stay below 10**30 in
+#: magnitude: far beyond any real value, and it keeps products (notional =
+#: quantity x price) well inside what the database stores.
+MAX_MAGNITUDE_DIGITS = 30
+
+
+def _bounded(value: Decimal | int | float | str, name: str) -> Decimal:
+    result = to_decimal(value, name)
+    if not result.is_zero() and result.adjusted() >= MAX_MAGNITUDE_DIGITS:
+        raise InvalidInput(
+            f"{name} must be below 1e{MAX_MAGNITUDE_DIGITS} in magnitude, got {value!r}",
+            hint="check the value's unit and scale",
+        )
+    return result
+
 
 def money(value: Decimal | int | float | str, name: str) -> Decimal:
-    """A finite Decimal (any sign)."""
-    return to_decimal(value, name)
+    """A finite Decimal (any sign) below 1e30 in magnitude."""
+    return _bounded(value, name)
 
 
 def positive_money(value: Decimal | int | float | str, name: str) -> Decimal:
-    """A finite Decimal strictly greater than zero."""
-    result = to_decimal(value, name)
+    """A finite Decimal strictly greater than zero (below 1e30)."""
+    result = _bounded(value, name)
     if result <= 0:
         raise InvalidInput(f"{name} must be greater than zero, got {result}")
     return result
@@ -36,8 +51,8 @@ def optional_positive_money(value: Decimal | int | float | str | None, name: str
 
 
 def non_negative_money(value: Decimal | int | float | str, name: str) -> Decimal:
-    """A finite Decimal greater than or equal to zero."""
-    result = to_decimal(value, name)
+    """A finite Decimal greater than or equal to zero (below 1e30)."""
+    result = _bounded(value, name)
     if result < 0:
         raise InvalidInput(f"{name} must be zero or positive, got {result}")
     return result

@@ -128,11 +128,6 @@ class Side(StrEnum):
         return 1 if self is Side.BUY else -1
 
 
-#: Money and quantities must stay below 10**30 in magnitude: far beyond any real
-#: value, and it keeps products (notional = quantity x price) well inside numeric.
-MAX_MAGNITUDE_DIGITS = 30
-
-
 def to_decimal(value: Decimal | int | float | str, name: str = "value") -> Decimal:
     """Convert ``value`` to a finite :class:`Decimal` or raise :class:`InvalidInput`.
 
@@ -157,11 +152,6 @@ def to_decimal(value: Decimal | int | float | str, name: str = "value") -> Decim
         raise InvalidInput(f"{name} is not a number: {value!r}") from None
     if not result.is_finite():
         raise InvalidInput(f"{name} must be a finite number, got {value!r}")
-    if not result.is_zero() and result.adjusted() >= MAX_MAGNITUDE_DIGITS:
-        raise InvalidInput(
-            f"{name} must be below 1e{MAX_MAGNITUDE_DIGITS} in magnitude, got {value!r}",
-            hint="check the value's unit and scale",
-        )
     # Normalize -0 to 0 so equality and storage never see a signed zero.
     return result + _ZERO if result.is_zero() else result
 

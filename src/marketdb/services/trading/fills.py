@@ -45,6 +45,7 @@ from marketdb.services.trading.accounting import (
 )
 from marketdb.services.trading.orders import MANUAL_BOOK, append_history, get_order
 from marketdb.services.trading.positions import apply_fill_to_position
+from marketdb.services.trading.records import Execution, Order, Position
 from marketdb.services.trading.state import (
     TERMINAL_ORDER_STATUSES,
     OrderStatus,
@@ -66,9 +67,9 @@ class FillResult:
     opened). ``realized_pnl`` is this fill's contribution, net of its commission.
     """
 
-    execution: dict[str, Any]
-    order: dict[str, Any]
-    positions: list[dict[str, Any]] = field(default_factory=list)
+    execution: Execution
+    order: Order
+    positions: list[Position] = field(default_factory=list)
     duplicate: bool = False
     realized_pnl: Decimal = Decimal(0)
 
@@ -123,7 +124,7 @@ def record_fill(
                     "a new execution needs a new broker_exec_id",
                     details={"execution_id": str(seen["id"]), "differing": differing},
                 )
-            return FillResult(execution=seen, order=order, duplicate=True)
+            return FillResult(execution=Execution.from_row(seen), order=Order.from_row(order), duplicate=True)
 
     current = parse_order_status(order["status"])
     if current in TERMINAL_ORDER_STATUSES:
@@ -218,9 +219,9 @@ def record_fill(
         },
     )
     return FillResult(
-        execution=execution,
-        order=new_order,
-        positions=positions,
+        execution=Execution.from_row(execution),
+        order=Order.from_row(new_order),
+        positions=[Position.from_row(p) for p in positions],
         realized_pnl=effect.realized_pnl,
     )
 

@@ -34,6 +34,20 @@ from marketdb.services.trading._common import Actor, InstrumentRef, as_uuid, res
 from marketdb.services.trading.fills import FillResult
 from marketdb.services.trading.portfolio import PortfolioValuation
 from marketdb.services.trading.positions import UNSET
+from marketdb.services.trading.records import (
+    Execution,
+    HestonFit,
+    Order,
+    OrderHistoryEntry,
+    OuFit,
+    PatternEvent,
+    PortfolioSnapshot,
+    Position,
+    R,
+    SabrSlice,
+    Signal,
+    Strategy,
+)
 from marketdb.services.trading.state import OrderStatus, SignalStatus
 
 if TYPE_CHECKING:
@@ -67,8 +81,12 @@ def _database_error(exc: sa.exc.DBAPIError) -> Exception | None:
 class SignalExecution:
     """What :meth:`Trading.execute_signal` did: the executed signal and the order it made (or None)."""
 
-    signal: dict[str, Any]
-    order: dict[str, Any] | None
+    signal: Signal
+    order: Order | None
+
+
+def _maybe(record: type[R], row: Mapping[str, Any] | None) -> R | None:
+    return None if row is None else record.from_row(row)
 
 
 def _user_id(db: MarketDB, user: uuid.UUID | str) -> uuid.UUID:
@@ -195,7 +213,7 @@ class Trading:
         symbols: Sequence[str] = (),
         execution_mode: str = "paper",
         enabled: bool = False,
-    ) -> dict[str, Any]:
+    ) -> Strategy:
         """Create a strategy (:class:`Conflict` if the id exists). Mode is ``paper`` or ``live``."""
         with self._tx("create_strategy") as conn:
             row, _ = _strategies.create_strategy(
@@ -212,28 +230,28 @@ class Trading:
                 execution_mode=execution_mode,
                 enabled=enabled,
             )
-            return row
+            return Strategy.from_row(row)
 
-    def update_strategy(self, strategy_id: str, **changes: Any) -> dict[str, Any]:
+    def update_strategy(self, strategy_id: str, **changes: Any) -> Strategy:
         """Update name, description, strategy_type, class_name, config, risk_limits,
         symbols, execution_mode or status (config and risk_limits are replaced whole)."""
         with self._tx("update_strategy") as conn:
-            return _strategies.update_strategy(conn, self.actor, strategy_id, **changes)
+            return Strategy.from_row(_strategies.update_strategy(conn, self.actor, strategy_id, **changes))
 
-    def enable_strategy(self, strategy_id: str) -> dict[str, Any]:
+    def enable_strategy(self, strategy_id: str) -> Strategy:
         """Enable a strategy."""
         with self._tx("enable_strategy") as conn:
-            return _strategies.set_enabled(conn, self.actor, strategy_id, True)
+            return Strategy.from_row(_strategies.set_enabled(conn, self.actor, strategy_id, True))
 
-    def disable_strategy(self, strategy_id: str) -> dict[str, Any]:
+    def disable_strategy(self, strategy_id: str) -> Strategy:
         """Disable a strategy (a running or paused one becomes stopped)."""
         with self._tx("disable_strategy") as conn:
-            return _strategies.set_enabled(conn, self.actor, strategy_id, False)
+            return Strategy.from_row(_strategies.set_enabled(conn, self.actor, strategy_id, False))
 
-    def strategy(self, strategy_id: str) -> dict[str, Any]:
+    def strategy(self, strategy_id: str) -> Strategy:
         """One strategy (:class:`NotFound` if unknown)."""
         with self._tx() as conn:
-            return _strategies.get_strategy(conn, strategy_id)
+            return Strategy.from_row(_strategies.get_strategy(conn, strategy_id))
 
     def strategies(
         self,
@@ -241,12 +259,15 @@ class Trading:
         enabled: bool | None = None,
         execution_mode: str | None = None,
         status: str | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[Strategy]:
         """Strategies, optionally filtered."""
         with self._tx() as conn:
-            return _strategies.list_strategies(
-                conn, enabled=enabled, execution_mode=execution_mode, status=status
-            )
+            return [
+                Strategy.from_row(r)
+                for r in _strategies.list_strategies(
+                    conn, enabled=enabled, execution_mode=execution_mode, status=status
+                )
+            ]
 
     # --------------------------------------------------------------- signals
     def create_signal(
@@ -263,31 +284,35 @@ class Trading:
         expires_at: dt.datetime | None = None,
         data: dict[str, Any] | None = None,
         ts: dt.datetime | None = None,
-    ) -> dict[str, Any]:
+    ) -> Signal:
         """Record a strategy signal (``strategy_id``) or a user signal (``user_id``)."""
         with self._tx("create_signal") as conn:
-            return _signals.create_signal(
-                conn,
-                self.actor,
-                instrument,
-                signal_type,
-                strategy_id=strategy_id,
-                user_id=user_id,
-                strength=strength,
-                confidence=confidence,
-                target_price=target_price,
-                stop_loss=stop_loss,
-                expires_at=expires_at,
-                data=data,
-                ts=ts,
+            return Signal.from_row(
+                _signals.create_signal(
+                    conn,
+                    self.actor,
+                    instrument,
+                    signal_type,
+                    strategy_id=strategy_id,
+                    user_id=user_id,
+                    strength=strength,
+                    confidence=confidence,
+                    target_price=target_price,
+                    stop_loss=stop_loss,
+                    expires_at=expires_at,
+                    data=data,
+                    ts=ts,
+                )
             )
 
     def set_signal_status(
         self, signal_id: uuid.UUID | str, status: str, *, reason: str | None = None
-    ) -> dict[str, Any]:
+    ) -> Signal:
         """Move a signal to executed, expired or cancelled (validated)."""
         with self._tx("set_signal_status") as conn:
-            return _signals.set_signal_status(conn, self.actor, signal_id, status, reason=reason)
+            return Signal.from_row(
+                _signals.set_signal_status(conn, self.actor, signal_id, status, reason=reason)
+            )
 
     def execute_signal(
         self,
@@ -307,7 +332,7 @@ class Trading:
         with self._tx("execute_signal") as conn:
             if quantity is None:
                 signal = _signals.set_signal_status(conn, self.actor, signal_id, SignalStatus.EXECUTED)
-                return SignalExecution(signal=signal, order=None)
+                return SignalExecution(signal=Signal.from_row(signal), order=None)
             resource, action = self.PERMISSIONS["submit_order"]
             require_actor(conn, self.actor, resource, action)
             signal, order = _signals.execute_signal(
@@ -322,9 +347,9 @@ class Trading:
                 time_in_force=time_in_force,
                 client_order_id=client_order_id,
             )
-            return SignalExecution(signal=signal, order=order)
+            return SignalExecution(signal=Signal.from_row(signal), order=Order.from_row(order))
 
-    def cancel_signal(self, signal_id: uuid.UUID | str, *, reason: str | None = None) -> dict[str, Any]:
+    def cancel_signal(self, signal_id: uuid.UUID | str, *, reason: str | None = None) -> Signal:
         """Cancel an active signal."""
         return self.set_signal_status(signal_id, SignalStatus.CANCELLED, reason=reason)
 
@@ -333,10 +358,10 @@ class Trading:
         with self._tx("expire_signals") as conn:
             return _signals.expire_signals(conn, self.actor, now=now)
 
-    def signal(self, signal_id: uuid.UUID | str) -> dict[str, Any]:
+    def signal(self, signal_id: uuid.UUID | str) -> Signal:
         """One signal."""
         with self._tx() as conn:
-            return _signals.get_signal(conn, signal_id)
+            return Signal.from_row(_signals.get_signal(conn, signal_id))
 
     def active_signals(
         self,
@@ -345,12 +370,15 @@ class Trading:
         instrument: InstrumentRef | None = None,
         user_id: uuid.UUID | str | None = None,
         limit: int | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[Signal]:
         """Active signals, newest first (served by the partial index)."""
         with self._tx() as conn:
-            return _signals.active_signals(
-                conn, strategy_id=strategy_id, instrument=instrument, user_id=user_id, limit=limit
-            )
+            return [
+                Signal.from_row(r)
+                for r in _signals.active_signals(
+                    conn, strategy_id=strategy_id, instrument=instrument, user_id=user_id, limit=limit
+                )
+            ]
 
     def signals(
         self,
@@ -362,19 +390,22 @@ class Trading:
         start: dt.datetime | None = None,
         end: dt.datetime | None = None,
         limit: int | None = 1000,
-    ) -> list[dict[str, Any]]:
+    ) -> list[Signal]:
         """Signals in any status, newest first."""
         with self._tx() as conn:
-            return _signals.list_signals(
-                conn,
-                strategy_id=strategy_id,
-                instrument=instrument,
-                user_id=user_id,
-                status=status,
-                start=start,
-                end=end,
-                limit=limit,
-            )
+            return [
+                Signal.from_row(r)
+                for r in _signals.list_signals(
+                    conn,
+                    strategy_id=strategy_id,
+                    instrument=instrument,
+                    user_id=user_id,
+                    status=status,
+                    start=start,
+                    end=end,
+                    limit=limit,
+                )
+            ]
 
     # ---------------------------------------------------------------- orders
     def submit_order(
@@ -392,7 +423,7 @@ class Trading:
         signal_id: uuid.UUID | str | None = None,
         expires_at: dt.datetime | None = None,
         broker_order_id: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> Order:
         """Submit an order (status ``pending``); idempotent by ``client_order_id``.
 
         ``strategy_id=None`` submits a manual order (fills book to the strategy
@@ -415,7 +446,7 @@ class Trading:
                 expires_at=expires_at,
                 broker_order_id=broker_order_id,
             )
-            return order
+            return Order.from_row(order)
 
     def transition_order(
         self,
@@ -425,34 +456,34 @@ class Trading:
         reason: str | None = None,
         broker_order_id: str | None = None,
         details: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
+    ) -> Order:
         """Move an order to open, cancelled, rejected or expired (validated, with history)."""
         with self._tx("transition_order") as conn:
-            return _orders.transition_order(
-                conn,
-                self.actor,
-                order_id,
-                status,
-                reason=reason,
-                broker_order_id=broker_order_id,
-                details=details,
+            return Order.from_row(
+                _orders.transition_order(
+                    conn,
+                    self.actor,
+                    order_id,
+                    status,
+                    reason=reason,
+                    broker_order_id=broker_order_id,
+                    details=details,
+                )
             )
 
-    def accept_order(
-        self, order_id: uuid.UUID | str, *, broker_order_id: str | None = None
-    ) -> dict[str, Any]:
+    def accept_order(self, order_id: uuid.UUID | str, *, broker_order_id: str | None = None) -> Order:
         """The venue acknowledged the order: ``pending -> open``."""
         return self.transition_order(order_id, OrderStatus.OPEN, broker_order_id=broker_order_id)
 
-    def cancel_order(self, order_id: uuid.UUID | str, *, reason: str | None = None) -> dict[str, Any]:
+    def cancel_order(self, order_id: uuid.UUID | str, *, reason: str | None = None) -> Order:
         """Cancel a working order."""
         return self.transition_order(order_id, OrderStatus.CANCELLED, reason=reason)
 
-    def reject_order(self, order_id: uuid.UUID | str, *, reason: str) -> dict[str, Any]:
+    def reject_order(self, order_id: uuid.UUID | str, *, reason: str) -> Order:
         """The venue rejected the order (``reason`` is stored as its error message)."""
         return self.transition_order(order_id, OrderStatus.REJECTED, reason=reason)
 
-    def expire_order(self, order_id: uuid.UUID | str) -> dict[str, Any]:
+    def expire_order(self, order_id: uuid.UUID | str) -> Order:
         """The order expired (time in force ran out)."""
         return self.transition_order(order_id, OrderStatus.EXPIRED)
 
@@ -461,10 +492,10 @@ class Trading:
         with self._tx("expire_orders") as conn:
             return _orders.expire_orders(conn, self.actor, now=now)
 
-    def order(self, order_id: uuid.UUID | str) -> dict[str, Any]:
+    def order(self, order_id: uuid.UUID | str) -> Order:
         """One order."""
         with self._tx() as conn:
-            return _orders.get_order(conn, order_id)
+            return Order.from_row(_orders.get_order(conn, order_id))
 
     def orders(
         self,
@@ -474,22 +505,25 @@ class Trading:
         status: str | None = None,
         working: bool = False,
         limit: int | None = 1000,
-    ) -> list[dict[str, Any]]:
+    ) -> list[Order]:
         """Orders, newest first."""
         with self._tx() as conn:
-            return _orders.list_orders(
-                conn,
-                strategy_id=strategy_id,
-                instrument=instrument,
-                status=status,
-                working=working,
-                limit=limit,
-            )
+            return [
+                Order.from_row(r)
+                for r in _orders.list_orders(
+                    conn,
+                    strategy_id=strategy_id,
+                    instrument=instrument,
+                    status=status,
+                    working=working,
+                    limit=limit,
+                )
+            ]
 
-    def order_history(self, order_id: uuid.UUID | str) -> list[dict[str, Any]]:
+    def order_history(self, order_id: uuid.UUID | str) -> list[OrderHistoryEntry]:
         """Status history of an order, oldest first."""
         with self._tx() as conn:
-            return _orders.order_history(conn, order_id)
+            return [OrderHistoryEntry.from_row(r) for r in _orders.order_history(conn, order_id)]
 
     # ----------------------------------------------------------------- fills
     def record_fill(
@@ -525,16 +559,19 @@ class Trading:
         order_id: uuid.UUID | str | None = None,
         strategy_id: str | None = None,
         limit: int | None = 1000,
-    ) -> list[dict[str, Any]]:
+    ) -> list[Execution]:
         """Executions, oldest first."""
         with self._tx() as conn:
-            return _fills.list_fills(conn, order_id=order_id, strategy_id=strategy_id, limit=limit)
+            return [
+                Execution.from_row(r)
+                for r in _fills.list_fills(conn, order_id=order_id, strategy_id=strategy_id, limit=limit)
+            ]
 
     # ------------------------------------------------------------- positions
-    def position(self, strategy_id: str, instrument: InstrumentRef) -> dict[str, Any] | None:
+    def position(self, strategy_id: str, instrument: InstrumentRef) -> Position | None:
         """The open position of a strategy in an instrument, or None."""
         with self._tx() as conn:
-            return _positions.get_open_position(conn, strategy_id, instrument)
+            return _maybe(Position, _positions.get_open_position(conn, strategy_id, instrument))
 
     def positions(
         self,
@@ -542,12 +579,15 @@ class Trading:
         strategy_id: str | None = None,
         instrument: InstrumentRef | None = None,
         status: str = "open",
-    ) -> list[dict[str, Any]]:
+    ) -> list[Position]:
         """Positions (``status``: open, closed or all)."""
         with self._tx() as conn:
-            return _positions.list_positions(
-                conn, strategy_id=strategy_id, instrument=instrument, status=status
-            )
+            return [
+                Position.from_row(r)
+                for r in _positions.list_positions(
+                    conn, strategy_id=strategy_id, instrument=instrument, status=status
+                )
+            ]
 
     def set_stops(
         self,
@@ -556,11 +596,13 @@ class Trading:
         *,
         stop_loss: Number | None = UNSET,
         target: Number | None = UNSET,
-    ) -> dict[str, Any]:
+    ) -> Position:
         """Set or clear (``None``) the stop-loss and target price of the open position."""
         with self._tx("set_stops") as conn:
-            return _positions.set_stops(
-                conn, self.actor, strategy_id, instrument, stop_loss=stop_loss, target=target
+            return Position.from_row(
+                _positions.set_stops(
+                    conn, self.actor, strategy_id, instrument, stop_loss=stop_loss, target=target
+                )
             )
 
     def mark_to_market(
@@ -568,10 +610,13 @@ class Trading:
         *,
         strategy_id: str | None = None,
         prices: Mapping[InstrumentRef, Number | float] | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[Position]:
         """Update current price and unrealized P&L of open positions from the latest prices."""
         with self._tx("mark_to_market") as conn:
-            return _positions.mark_positions(conn, self.actor, strategy_id=strategy_id, prices=prices)
+            return [
+                Position.from_row(r)
+                for r in _positions.mark_positions(conn, self.actor, strategy_id=strategy_id, prices=prices)
+            ]
 
     def latest_price(self, instrument: InstrumentRef) -> tuple[Decimal, dt.datetime, str] | None:
         """Latest trade price or candle close: ``(price, ts, source)``, or None."""
@@ -611,7 +656,7 @@ class Trading:
         initial_cash: Number = 0,
         prices: Mapping[InstrumentRef, Number | float] | None = None,
         ts: dt.datetime | None = None,
-    ) -> dict[str, Any]:
+    ) -> PortfolioSnapshot:
         """Compute a valuation and store it as a portfolio snapshot (same transaction)."""
         with self._tx("snapshot_portfolio") as conn:
             valuation = _portfolio.value_portfolio(
@@ -623,7 +668,7 @@ class Trading:
                 prices=prices,
                 ts=ts,
             )
-            return _portfolio.write_snapshot(conn, self.actor, valuation)
+            return PortfolioSnapshot.from_row(_portfolio.write_snapshot(conn, self.actor, valuation))
 
     def portfolio_series(
         self,
@@ -632,10 +677,15 @@ class Trading:
         start: dt.datetime | None = None,
         end: dt.datetime | None = None,
         limit: int | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[PortfolioSnapshot]:
         """Stored snapshots of a portfolio, in time order."""
         with self._tx() as conn:
-            return _portfolio.snapshot_series(conn, portfolio=portfolio, start=start, end=end, limit=limit)
+            return [
+                PortfolioSnapshot.from_row(r)
+                for r in _portfolio.snapshot_series(
+                    conn, portfolio=portfolio, start=start, end=end, limit=limit
+                )
+            ]
 
     # -------------------------------------------------------------- patterns
     def record_pattern(
@@ -646,13 +696,13 @@ class Trading:
         *,
         details: dict[str, Any] | None = None,
         timeframe: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> PatternEvent:
         """Record a pattern detection (idempotent on instrument, time and pattern)."""
         with self._tx("record_pattern") as conn:
             event, _ = _patterns.record_pattern(
                 conn, self.actor, instrument, ts, pattern, details=details, timeframe=timeframe
             )
-            return event
+            return PatternEvent.from_row(event)
 
     def patterns(
         self,
@@ -663,58 +713,61 @@ class Trading:
         end: dt.datetime | None = None,
         timeframe: str | None = None,
         limit: int | None = 1000,
-    ) -> list[dict[str, Any]]:
+    ) -> list[PatternEvent]:
         """Pattern events by pattern, instrument and time, newest first."""
         with self._tx() as conn:
-            return _patterns.query_patterns(
-                conn,
-                pattern=pattern,
-                instruments=instruments,
-                start=start,
-                end=end,
-                timeframe=timeframe,
-                limit=limit,
-            )
+            return [
+                PatternEvent.from_row(r)
+                for r in _patterns.query_patterns(
+                    conn,
+                    pattern=pattern,
+                    instruments=instruments,
+                    start=start,
+                    end=end,
+                    timeframe=timeframe,
+                    limit=limit,
+                )
+            ]
 
     # ------------------------------------------------------ model parameters
-    def record_heston(self, instrument: InstrumentRef, ts: dt.datetime, **params: Any) -> dict[str, Any]:
+    def record_heston(self, instrument: InstrumentRef, ts: dt.datetime, **params: Any) -> HestonFit:
         """Store a Heston calibration (kappa, theta, sigma, rho, v0, [rmse, r_squared,
         n_options, calibration_time_ms]); ``feller_satisfied`` is computed."""
         with self._tx("record_heston") as conn:
-            return _models.record_heston(conn, self.actor, instrument, ts, **params)
+            return HestonFit.from_row(_models.record_heston(conn, self.actor, instrument, ts, **params))
 
     def record_sabr(
         self, instrument: InstrumentRef, ts: dt.datetime, slices: Sequence[Mapping[str, Any]]
-    ) -> list[dict[str, Any]]:
+    ) -> list[SabrSlice]:
         """Store a SABR calibration, one slice per maturity."""
         with self._tx("record_sabr") as conn:
-            return _models.record_sabr(conn, self.actor, instrument, ts, slices)
+            return [
+                SabrSlice.from_row(r) for r in _models.record_sabr(conn, self.actor, instrument, ts, slices)
+            ]
 
     def record_ou(
         self, asset1: InstrumentRef, asset2: InstrumentRef, ts: dt.datetime, **params: Any
-    ) -> dict[str, Any]:
+    ) -> OuFit:
         """Store an OU pair fit (hedge_ratio, theta, mu, sigma, ...); ``half_life`` is computed."""
         with self._tx("record_ou") as conn:
-            return _models.record_ou(conn, self.actor, asset1, asset2, ts, **params)
+            return OuFit.from_row(_models.record_ou(conn, self.actor, asset1, asset2, ts, **params))
 
     def latest_heston(
         self, instrument: InstrumentRef, *, as_of: dt.datetime | None = None
-    ) -> dict[str, Any] | None:
+    ) -> HestonFit | None:
         """Newest Heston calibration at or before ``as_of``."""
         with self._tx() as conn:
-            return _models.latest_heston(conn, instrument, as_of=as_of)
+            return _maybe(HestonFit, _models.latest_heston(conn, instrument, as_of=as_of))
 
-    def latest_sabr(
-        self, instrument: InstrumentRef, *, as_of: dt.datetime | None = None
-    ) -> list[dict[str, Any]]:
+    def latest_sabr(self, instrument: InstrumentRef, *, as_of: dt.datetime | None = None) -> list[SabrSlice]:
         """Every maturity of the newest SABR calibration at or before ``as_of``."""
         with self._tx() as conn:
-            return _models.latest_sabr(conn, instrument, as_of=as_of)
+            return [SabrSlice.from_row(r) for r in _models.latest_sabr(conn, instrument, as_of=as_of)]
 
-    def latest_ou(self, pair_id: str, *, as_of: dt.datetime | None = None) -> dict[str, Any] | None:
+    def latest_ou(self, pair_id: str, *, as_of: dt.datetime | None = None) -> OuFit | None:
         """Newest OU fit of a pair at or before ``as_of``."""
         with self._tx() as conn:
-            return _models.latest_ou(conn, pair_id, as_of=as_of)
+            return _maybe(OuFit, _models.latest_ou(conn, pair_id, as_of=as_of))
 
     # ------------------------------------------------------------------ seed
     def seed_examples(self) -> dict[str, list[str]]:
