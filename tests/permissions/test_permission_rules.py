@@ -110,3 +110,46 @@ def test_as_user_accepts_a_username(db: marketdb.MarketDB) -> None:
     order = trading.submit_order("ema_crossover", "NIFTY", "sell", 3)
     audit = db.accounts.audit_log(resource_type="order", resource_id=order["id"])
     assert [a.user_id for a in audit] == [user.id]
+
+
+def test_check_and_change_commit_together_with_a_concurrent_deactivation(db: marketdb.MarketDB) -> None:
+    """A deactivation in flight makes the order wait, then refuses it: no order slips through."""
+    import threading
+    import time
+
+    import sqlalchemy as sa
+
+    from marketdb.store.schema import tables as t
+
+    db.trading.seed_examples()
+    user = db.accounts.create_user("race", "race@example.org", PW, role="trader")
+    trading = db.trading.as_user(user.id)
+    outcome: dict[str, object] = {}
+
+    def submit() -> None:
+        try:
+            outcome["order"] = trading.submit_order("ema_crossover", "NIFTY", "buy", 1)
+        except Exception as exc:  # recorded for the assertion below
+            outcome["error"] = exc
+
+    with db.transaction() as conn:
+        conn.execute(sa.update(t.users).where(t.users.c.id == user.id).values(is_active=False))
+        worker = threading.Thread(target=submit)
+        worker.start()
+        with db.engine.connect() as probe:
+            for _ in range(600):  # until the order's permission check waits on the user's row lock
+                waiting = probe.execute(
+                    sa.text(
+                        "SELECT count(*) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                    )
+                ).scalar_one()
+                probe.commit()
+                if waiting or not worker.is_alive():
+                    break
+                time.sleep(0.05)
+        assert worker.is_alive(), outcome  # it must be waiting for this transaction
+    worker.join()
+    assert isinstance(outcome.get("error"), PermissionDenied), outcome
+    assert "deactivated" in str(outcome["error"])
+    assert db.trading.orders() == []
