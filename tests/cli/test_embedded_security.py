@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import tempfile
@@ -26,8 +27,10 @@ def _as_nobody(uri: str) -> subprocess.CompletedProcess[str]:
     """Connect as OS user `nobody` with psql and read the password hashes (what the attack did)."""
     psql = shutil.which("psql")
     assert psql is not None
+    setpriv = shutil.which("setpriv")
+    assert setpriv is not None
     return subprocess.run(
-        ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--reset-env", psql, uri, "-Atc",
+        [setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--reset-env", psql, uri, "-Atc",
          "SELECT rolname FROM pg_authid"],
         capture_output=True,
         text=True,
@@ -96,7 +99,7 @@ def test_an_old_trust_data_directory_is_locked_down_on_next_start(server: Embedd
     hba = server.pgdata / "pg_hba.conf"
     # What older versions left: trust authentication, an open socket directory, no password file.
     hba.write_text("local all all trust\n")
-    subprocess.run(["kill", "-HUP", str(info.pid)], check=True)
+    os.kill(info.pid, signal.SIGHUP)  # reload: trust is in effect
     info.socket_dir.chmod(0o755)
     server.passfile.unlink()
     found = server.exposure()

@@ -19,12 +19,36 @@ err_console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def connect_db(url: str | None = None, **kw: Any) -> Any:
-    """Connect with a status spinner (the embedded server may need a second to start)."""
+def connect_db(url: str | None = None, *, create: bool = False, **kw: Any) -> Any:
+    """Connect with a status spinner (the embedded server may need a second to start).
+
+    Without a URL (embedded server), only ``create=True`` may initialise a new
+    data directory: every other command refuses, naming the ``MARKETDB_HOME``
+    it looked in, instead of silently starting an empty database.
+    """
     import marketdb
 
+    require_embedded_database(url, create=create)
     with err_console.status("connecting to PostgreSQL...", spinner="dots"):
         return marketdb.connect(url, **kw)
+
+
+def require_embedded_database(url: str | None, *, create: bool = False) -> None:
+    """Raise ConfigurationError when the embedded database at MARKETDB_HOME does not exist yet."""
+    if url or create:
+        return
+    from marketdb.errors import ConfigurationError
+    from marketdb.settings import Settings
+    from marketdb.store.embedded import EmbeddedServer
+
+    settings = Settings.from_env()
+    if settings.database_url or EmbeddedServer(settings.home).exists():
+        return
+    raise ConfigurationError(
+        f"no marketdb database exists at MARKETDB_HOME={settings.home}",
+        hint="create one with `marketdb db upgrade` (empty) or `marketdb demo` (sample data), "
+        "or point MARKETDB_HOME or DATABASE_URL at the database you meant",
+    )
 
 
 def print_table(

@@ -77,7 +77,7 @@ def demo(
 ) -> None:
     """Run the tour: database, ingest with continuous bars, bars, adjusted prices, a chart."""
     t0 = time.perf_counter()
-    db = connect_db(url, migrate_schema=True)
+    db = connect_db(url, create=True, migrate_schema=True)
     try:
         st = db.status()
         console.rule("[bold]marketdb demo")

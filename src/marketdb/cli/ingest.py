@@ -100,7 +100,7 @@ def _run(kind: str, paths: list[Path], url: str | None, json_out: bool,
          rejects: Path | None, **options: Any) -> None:
     from marketdb.services.ingest import WriteResult
 
-    db = connect_db(url)
+    db = connect_db(url, create=True)
     try:
         ingest = db.ingest
         writer = {
@@ -272,7 +272,7 @@ def instruments(
     json_out: JsonOpt = False, column: ColumnOpt = None,
 ) -> None:
     """The security master: upsert instruments by symbol (metadata merged)."""
-    db = connect_db(url)
+    db = connect_db(url, create=True)
     try:
         rows = []
         for path in paths:

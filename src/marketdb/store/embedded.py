@@ -414,7 +414,8 @@ class EmbeddedServer:
         try:
             if stat.S_IMODE(info.socket_dir.stat().st_mode) & 0o077:
                 return False
-            return self.passfile.exists() and (self.pgdata / "pg_hba.conf").read_text().startswith(_HBA_MARKER)
+            hba = (self.pgdata / "pg_hba.conf").read_text()
+            return self.passfile.exists() and hba.startswith(_HBA_MARKER)
         except OSError:
             return False
 
