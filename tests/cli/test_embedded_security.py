@@ -30,8 +30,17 @@ def _as_nobody(uri: str) -> subprocess.CompletedProcess[str]:
     setpriv = shutil.which("setpriv")
     assert setpriv is not None
     return subprocess.run(
-        [setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--reset-env", psql, uri, "-Atc",
-         "SELECT rolname FROM pg_authid"],
+        [
+            setpriv,
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+            "--reset-env",
+            psql,
+            uri,
+            "-Atc",
+            "SELECT rolname FROM pg_authid",
+        ],
         capture_output=True,
         text=True,
         timeout=30,

@@ -70,9 +70,18 @@ def _args(path: tuple[str, ...], tmp: Path) -> list[str]:
         cmd = cmd.commands[name]
     csv = tmp / "in.csv"
     csv.write_text("symbol,timestamp,price,size\nA,2024-01-02T00:00:00Z,1,1\n")
-    values = {"paths": str(csv), "file": str(tmp / "new.dump"), "start": "2024-01-01", "quantity": "1",
-              "price": "1", "side": "buy", "email": "a@example.com", "reason": "x", "database": "restored",
-              "output": str(tmp / "chart.png")}
+    values = {
+        "paths": str(csv),
+        "file": str(tmp / "new.dump"),
+        "start": "2024-01-01",
+        "quantity": "1",
+        "price": "1",
+        "side": "buy",
+        "email": "a@example.com",
+        "reason": "x",
+        "database": "restored",
+        "output": str(tmp / "chart.png"),
+    }
     args = list(path)
     for p in cmd.params:
         if p.required:
@@ -93,8 +102,9 @@ NOT_UNAVAILABLE = {
 
 
 @pytest.mark.parametrize("path", list(_leaves()), ids=" ".join)
-def test_every_command_with_an_unreachable_database(cli: Any, monkeypatch: pytest.MonkeyPatch,
-                                                     tmp_path: Path, path: tuple[str, ...]) -> None:
+def test_every_command_with_an_unreachable_database(
+    cli: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, path: tuple[str, ...]
+) -> None:
     monkeypatch.setenv("DATABASE_URL", UNREACHABLE)
     res = cli(*_args(path, tmp_path), stdin="Secret-Pass-1234\n")
     expected = NOT_UNAVAILABLE.get(path, 6)
@@ -118,8 +128,15 @@ def test_debug_adds_the_traceback(cli: Any, monkeypatch: pytest.MonkeyPatch, cap
 
 def test_read_only_commands_refuse_to_create_a_database(cli: Any, tmp_path: Path) -> None:
     home = tmp_path / "home"
-    for args in (["db", "status"], ["db", "check"], ["bars", "show", "AAPL"], ["latest", "AAPL"],
-                 ["backup", str(tmp_path / "b.dump")], ["maintain"], ["policies", "list"]):
+    for args in (
+        ["db", "status"],
+        ["db", "check"],
+        ["bars", "show", "AAPL"],
+        ["latest", "AAPL"],
+        ["backup", str(tmp_path / "b.dump")],
+        ["maintain"],
+        ["policies", "list"],
+    ):
         res = cli(*args)
         assert res.code == 5, (args, res.err)
         assert f"nomarketdbdatabaseexistsatMARKETDB_HOME={home}" in "".join(res.err.split())
@@ -205,8 +222,18 @@ def test_keys_status_and_rotate_failures_exit_1(
     k2 = base64.b64encode(os.urandom(32)).decode()
     monkeypatch.setenv("MARKETDB_MASTER_KEYS", f"k1:{k1}")
     monkeypatch.setenv("DATABASE_URL", db_url)
-    assert cli("users", "create", "alice", "--email", "alice@example.com", "--password-stdin",
-               stdin="Secret-Pass-1234\n").code == 0
+    assert (
+        cli(
+            "users",
+            "create",
+            "alice",
+            "--email",
+            "alice@example.com",
+            "--password-stdin",
+            stdin="Secret-Pass-1234\n",
+        ).code
+        == 0
+    )
     assert cli("secrets", "set", "alice", "api", stdin="value").code == 0
     assert cli("keys", "status").code == 0
     monkeypatch.setenv("MARKETDB_MASTER_KEYS", f"k2:{k2}")  # k1 is gone: its secret cannot be opened
@@ -231,7 +258,8 @@ def test_db_status_shows_when_each_revision_was_applied(cli: Any, empty_db_url: 
             logged = conn.execute(sa.select(t.migration_log.c.revision, t.migration_log.c.direction)).all()
     finally:
         db.close()
-    assert rows and all(r["applied"] for r in rows)
+    assert rows
+    assert all(r["applied"] for r in rows)
     # Revisions after the log table exists carry a time; the first ones applied before it do not.
     assert rows[-1]["applied_at"] is not None
     assert rows[0]["applied_at"] is None

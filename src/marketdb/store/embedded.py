@@ -53,8 +53,9 @@ _SOCKET_PORT = 5432  # names the socket file only; no TCP listener is opened
 _PASSFILE = "server.pgpass"
 _HBA_MARKER = "# written by marketdb: local socket only, SCRAM password (see store/embedded.py)"
 _HBA = f"""{_HBA_MARKER}
-# TYPE  DATABASE  USER  METHOD
-local   all       all   scram-sha-256
+# TYPE  DATABASE     USER  METHOD
+local   all          all   scram-sha-256
+local   replication  all   scram-sha-256
 """
 # Only while an older data directory is converted: the socket directory is
 # already 0700 then, so only the owner (and root) can use this window.
