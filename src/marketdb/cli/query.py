@@ -42,6 +42,14 @@ class DefaultCommandGroup(TyperGroup):
 
     default_command = "show"
 
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        """The group's help, then the default command's (its options are the group's too)."""
+        super().format_help(ctx, formatter)
+        cmd = self.commands.get(self.default_command)
+        if cmd is not None:
+            sub = cmd.make_context(self.default_command, [], parent=ctx, resilient_parsing=True)
+            cmd.format_help(sub, formatter)
+
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         """Insert the default command when the first word is not a subcommand."""
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
