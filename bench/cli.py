@@ -4,6 +4,9 @@
 
 Figures (seconds, median and best of interleaved rounds; issue 15 goals):
 
+Each figure is wall time and the process's CPU time (user + system, steadier
+when the machine is busy).
+
 * ``python``: ``python -c pass``, the interpreter alone (the floor, the baseline).
 * ``version``: ``marketdb --version`` (goal <= 0.3 s).
 * ``help``: ``marketdb --help`` (goal <= 0.3 s).
@@ -43,13 +46,19 @@ def _marketdb() -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "marketdb.cli"]
 
 
-def _time(argv: list[str], env: dict[str, str], expect: int) -> float:
+def _time(argv: list[str], env: dict[str, str], expect: int) -> tuple[float, float]:
+    """(wall seconds, CPU seconds user+system) of one whole process."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != expect:
         raise RuntimeError(f"{' '.join(argv)} exited {proc.returncode}, expected {expect}: {proc.stderr}")
-    return seconds
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return seconds, cpu
 
 
 def run(rounds: int = 7, url: str | None = None, log: Callable[..., Any] = print) -> dict[str, Any]:
@@ -73,15 +82,23 @@ def run(rounds: int = 7, url: str | None = None, log: Callable[..., Any] = print
         for argv, code in cases.values():  # warm the file cache once
             _time(argv, env, code)
         samples: dict[str, list[float]] = {k: [] for k in cases}
+        cpu: dict[str, list[float]] = {k: [] for k in cases}
         for r in range(rounds):
             for name, (argv, code) in cases.items():
-                samples[name].append(_time(argv, env, code))
+                wall, used = _time(argv, env, code)
+                samples[name].append(wall)
+                cpu[name].append(used)
             log(f"round {r + 1}/{rounds}: " + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in samples.items()))
         server.drop("marketdb_bench_cli")
     finally:
         server.close()
     out: dict[str, Any] = {
-        name: {"median_s": statistics.median(v), "best_s": min(v), "samples_s": v}
+        name: {
+            "median_s": statistics.median(v),
+            "best_s": min(v),
+            "cpu_median_s": statistics.median(cpu[name]),
+            "samples_s": v,
+        }
         for name, v in samples.items()
     }
     base = out["python"]["median_s"]
@@ -105,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         r = res[name]
         goal = GOALS.get(name)
         print(
-            f"{name:16s} median {r['median_s']:.3f}s  best {r['best_s']:.3f}s"
+            f"{name:16s} median {r['median_s']:.3f}s  best {r['best_s']:.3f}s  cpu {r['cpu_median_s']:.3f}s"
             + (f"  goal <= {goal}s" if goal else "")
         )
     print(f"load average {res['load_avg']}")
