@@ -270,3 +270,19 @@ def test_db_status_shows_when_each_revision_was_applied(cli: Any, empty_db_url: 
     assert "0008" in res.out
     assert "UTC" in res.out
     assert "before the log" in res.out
+
+
+def test_backup_and_restore_report_progress(cli: Any, db_url: str, tmp_path: Path, pg_server: Any) -> None:
+    archive = tmp_path / "all.dump"
+    res = cli("backup", str(archive), "--url", db_url)
+    assert res.code == 0, res.err
+    assert "backup took" in res.err
+    name = "marketdb progress restore"
+    pg_server.drop_database(name)
+    try:
+        res = cli("restore", str(archive), "--database", name, "--url", db_url)
+        assert res.code == 0, res.err
+        assert "restore took" in res.err
+        assert cli("restore", str(archive), "--database", name, "--url", db_url).code == 4  # exists
+    finally:
+        pg_server.drop_database(name)

@@ -301,8 +301,12 @@ def backup(
 
 
 @contextmanager
-def _progress(target: Path, what: str) -> Iterator[None]:
-    """Elapsed time and bytes written so far on stderr while pg_dump/pg_basebackup/pg_restore run."""
+def _progress(target: Path, what: str, measure: Any = None) -> Iterator[None]:
+    """Elapsed time and bytes written so far on stderr while pg_dump/pg_basebackup/pg_restore run.
+
+    ``measure`` returns the bytes done so far; by default the size of ``target``
+    (``FILE.partial`` while pg_dump writes it, or the directory of a base backup).
+    """
     import time
 
     stop = threading.Event()
@@ -310,6 +314,8 @@ def _progress(target: Path, what: str) -> Iterator[None]:
     partial = target.with_name(target.name + ".partial")
 
     def written() -> int:
+        if measure is not None:
+            return int(measure())
         if partial.is_file():
             return partial.stat().st_size
         if target.is_dir():
@@ -322,7 +328,7 @@ def _progress(target: Path, what: str) -> Iterator[None]:
             while not stop.wait(0.5):
                 try:
                     size = written()
-                except OSError:  # files appear and vanish while the tool works
+                except Exception:  # files appear and vanish, the database is being created  # noqa: S112
                     continue
                 status.update(f"{what}: {size / 1e6:,.1f} MB written, {time.monotonic() - t0:,.0f} s elapsed")
 
@@ -347,7 +353,18 @@ def restore(
 ) -> None:
     """Restore an archive into a NEW database on the same server (never over an existing one)."""
     with _ops(url, as_is=True) as ops:
-        result = ops.restore(file, database, no_owner=no_owner, jobs=jobs)
+
+        def restored_bytes() -> int:
+            import psycopg
+
+            with psycopg.connect(ops.db.url, connect_timeout=2) as conn:
+                row = conn.execute(
+                    "SELECT pg_database_size(datname) FROM pg_database WHERE datname = %s", (database,)
+                ).fetchone()
+            return int(row[0]) if row else 0
+
+        with _progress(file, "restore", measure=restored_bytes):
+            result = ops.restore(file, database, no_owner=no_owner, jobs=jobs)
     console.print(f"[green]restored[/green] into database [bold]{result.database}[/bold]")
     console.print(f"  url {result.url}")
     console.print(f"  schema revision {result.schema_revision or '(none: not a marketdb database)'}")
