@@ -25,6 +25,7 @@ class BenchServer:
 
     def __init__(self, url: str | None, prefix: str = "marketdb-bench-") -> None:
         self.home = Path(tempfile.mkdtemp(prefix=prefix))
+        self.home.chmod(0o711)  # as root the server runs as user 'marketdb', which must traverse it
         self.embedded: EmbeddedServer | None = None
         if url is None:
             self.embedded = EmbeddedServer(self.home)

@@ -23,6 +23,7 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import bars as bench_bars
+from bench import cli as bench_cli
 from bench import ingest as bench_ingest
 from bench import reads as bench_reads
 
@@ -50,6 +51,7 @@ def _fmt(x: Any, unit: str = "") -> str:
 def summarize(res: dict[str, Any]) -> Table:
     """One table: figure, marketdb, baseline, ratio, goal, ANCHORS reference."""
     ing, brs, rds = res.get("ingest", {}), res.get("bars", {}), res.get("reads", {})
+    cli = res.get("cli", {})
     t = Table(title="marketdb vs baselines (one run)")
     for col in ("figure", "marketdb", "baseline", "ratio", "goal", "ANCHORS.md"):
         t.add_column(col)
@@ -151,6 +153,14 @@ def summarize(res: dict[str, Any]) -> Table:
         mk = next((v for k, v in block.items() if k.startswith("marketdb")), None) if block else None
         arc = block.get("arcticdb") if block else None
         t.add_row(label, _fmt(mk), _fmt(arc), _fmt(mk / arc if mk and arc else None, "x"), goal, anchor)
+    py = _get(cli, "python", "median_s")
+    for key, label, goal in (
+        ("version", "`marketdb --version` (s) vs python -c pass", "<= 0.3 s"),
+        ("help", "`marketdb --help` (s) vs python -c pass", "<= 0.3 s"),
+        ("command", "command overhead, `latest NOPE` (s)", "<= 0.8 s"),
+    ):
+        v = _get(cli, key, "median_s")
+        t.add_row(label, _fmt(v), _fmt(py), _fmt(v / py if v and py else None, "x"), goal, "-")
     return t
 
 
@@ -161,12 +171,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds per figure")
     p.add_argument(
         "--only",
-        choices=("ingest", "bars", "reads"),
+        choices=("ingest", "bars", "reads", "cli"),
         action="append",
         help="run only these parts (repeatable)",
     )
     args = p.parse_args(argv)
-    parts = args.only or ["ingest", "bars", "reads"]
+    parts = args.only or ["ingest", "bars", "reads", "cli"]
     res: dict[str, Any] = {"ticks": args.ticks, "started": dt.datetime.now(dt.UTC).isoformat()}
     if "ingest" in parts:
         console.rule("ingest")
@@ -179,6 +189,9 @@ def main(argv: list[str] | None = None) -> int:
         res["reads"] = bench_reads.run(
             ticks_per_day=max(args.ticks // 25, 1000), rounds=args.rounds, log=console.print
         )
+    if "cli" in parts:
+        console.rule("cli start-up")
+        res["cli"] = bench_cli.run(rounds=max(args.rounds, 5), log=console.print)
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
     path = out / f"run-{dt.datetime.now():%Y%m%d-%H%M%S}.json"

@@ -72,6 +72,7 @@ def pg_server() -> Iterator[TestServer]:
     # Not under pytest's basetemp: pytest prunes old basetemps, which would pull the
     # data directory out from under a server another session is still running.
     home = Path(tempfile.mkdtemp(prefix="marketdb-test-"))
+    home.chmod(0o711)  # as root the server runs as user 'marketdb', which must traverse it
     url = os.environ.get("DATABASE_URL")
     if url:
         yield TestServer(url, None, home)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -269,8 +272,17 @@ def test_timescaledb_hypertables_when_available(db: marketdb.MarketDB) -> None:
 
 
 # ------------------------------------------------------------ embedded server
-def test_embedded_server_is_reused_across_processes(tmp_path: Path) -> None:
-    home = tmp_path / "home"
+@pytest.fixture
+def open_tmp() -> Iterator[Path]:
+    """A scratch directory the server's OS user may traverse (pytest's tmp_path is 0700 as root)."""
+    path = Path(tempfile.mkdtemp(prefix="marketdb-fnd-"))
+    path.chmod(0o711)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_embedded_server_is_reused_across_processes(open_tmp: Path) -> None:
+    home = open_tmp / "home"
     code = "import marketdb,sys; db=marketdb.connect(); print(db.server.pid); db.close()"
     env = {"MARKETDB_HOME": str(home), "PATH": "/usr/bin:/bin"}
     pids = []
@@ -285,9 +297,9 @@ def test_embedded_server_is_reused_across_processes(tmp_path: Path) -> None:
         EmbeddedServer(home).stop("immediate")
 
 
-def test_interrupted_initialisation_leaves_no_half_initialised_directory(tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    home.mkdir()
+def test_interrupted_initialisation_leaves_no_half_initialised_directory(open_tmp: Path) -> None:
+    home = open_tmp / "home"
+    home.mkdir(mode=0o711)
     stale = home / "pgdata.init-999999"
     stale.mkdir()
     (stale / "PG_VERSION").write_text("18\n")  # what a killed initdb leaves behind
@@ -302,8 +314,8 @@ def test_interrupted_initialisation_leaves_no_half_initialised_directory(tmp_pat
         server.stop("immediate")
 
 
-def test_concurrent_first_starts_share_one_server(tmp_path: Path) -> None:
-    home = tmp_path / "home"
+def test_concurrent_first_starts_share_one_server(open_tmp: Path) -> None:
+    home = open_tmp / "home"
     code = "import marketdb; db=marketdb.connect(); print(db.server.pid)"
     env = {"MARKETDB_HOME": str(home), "PATH": "/usr/bin:/bin"}
     procs = [

@@ -165,7 +165,7 @@ def test_backup_refuses_to_overwrite_and_restore_checks_its_input(
 def test_the_password_travels_in_the_environment_not_in_argv() -> None:
     url, env = _conninfo("postgresql://trader:s3cret@db.example.org:5433/mdb?sslmode=require")
     assert "s3cret" not in url
-    assert url == "postgresql://trader@db.example.org:5433/mdb?sslmode=require"
+    assert url == "host=db.example.org port=5433 user=trader dbname=mdb sslmode=require"
     assert env["PGPASSWORD"] == "s3cret"
 
 

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from marketdb.errors import ConfigurationError, Unavailable
 from marketdb.settings import Settings
 from marketdb.store import migrate
-from marketdb.store.db import create_engine, libpq_uri, raw_transaction
+from marketdb.store.db import create_engine, explain_driver_error, libpq_uri, raw_transaction
 from marketdb.store.embedded import EmbeddedServer, ServerInfo
 
 if TYPE_CHECKING:
@@ -92,6 +92,12 @@ class MarketDB:
         """Which server, version, extensions, schema revision and data location."""
         from marketdb.store.timeseries import current_backend
 
+        try:
+            return self._status(current_backend)
+        except sa.exc.OperationalError as exc:
+            raise explain_driver_error(exc) or Unavailable(str(exc)) from exc
+
+    def _status(self, current_backend: Any) -> dict[str, Any]:
         with self.engine.connect() as conn:
             version = conn.execute(sa.text("SHOW server_version")).scalar_one()
             extensions = [r[0] for r in conn.execute(sa.text("SELECT extname FROM pg_extension ORDER BY 1"))]

@@ -22,7 +22,13 @@ DEFAULT_BAR_INTERVALS: tuple[str, ...] = ("1m", "5m", "15m", "1h", "1d")
 
 
 def _default_home() -> Path:
-    return Path(platformdirs.user_data_dir("marketdb", appauthor=False))
+    home = Path(platformdirs.user_data_dir("marketdb", appauthor=False))
+    # As root the embedded server runs as the system user 'marketdb', which cannot
+    # enter root's 0700 home directory, and marketdb never loosens directories it
+    # did not create: new installations use /var/lib/marketdb instead.
+    if os.name == "posix" and os.geteuid() == 0 and not home.exists():
+        return Path("/var/lib/marketdb")
+    return home
 
 
 class Settings(BaseSettings):

@@ -30,7 +30,24 @@ def status(url: UrlOpt = None) -> None:
     st["database_size_bytes"] = f"{st['database_size_bytes'] / 1e6:.1f} MB"
     st["extensions"] = ", ".join(st["extensions"])
     print_table([{"setting": k, "value": v} for k, v in st.items()], title="marketdb")
+    from marketdb.store.migrate import history
+
+    rows = [
+        {
+            "revision": h["revision"],
+            "description": h["description"].splitlines()[0] if h["description"] else "",
+            "applied": (
+                "no"
+                if not h["applied"]
+                else h["applied_at"].strftime("%Y-%m-%d %H:%M:%S UTC")
+                if h["applied_at"]
+                else "yes (before the log)"
+            ),
+        }
+        for h in history(db.engine, db.settings)
+    ]
     db.close()
+    print_table(rows, title="migrations")
 
 
 @app.command()
@@ -38,8 +55,8 @@ def upgrade(
     revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
     url: UrlOpt = None,
 ) -> None:
-    """Apply schema migrations (default: to the newest revision)."""
-    db = connect_db(url, check_schema=False)
+    """Apply schema migrations (default: to the newest revision); creates the embedded database if needed."""
+    db = connect_db(url, create=True, check_schema=False)
     db.upgrade(revision)
     console.print(f"schema at revision [bold]{db.status()['schema_revision']}[/bold]")
     db.close()

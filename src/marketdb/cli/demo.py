@@ -12,14 +12,15 @@ from __future__ import annotations
 import datetime as dt
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pandas as pd
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from marketdb.cli._common import connect_db, console, print_table
-from marketdb.testing import SyntheticSplit, synthetic_trades
+
+if TYPE_CHECKING:  # imported where used: `marketdb --help` must not load pandas
+    import pandas as pd
 
 DEMO_INSTRUMENTS = [
     {
@@ -53,6 +54,7 @@ DIVIDEND_DAY = dt.date(2024, 3, 14)
 
 
 def _frame_rows(df: pd.DataFrame, cols: list[str], n: int | None = None) -> list[dict[str, object]]:
+    import pandas as pd
     part = df if n is None else df.tail(n)
     out = part.reset_index()[cols].copy()
     for c in out.columns:
@@ -76,8 +78,11 @@ def demo(
     ] = None,
 ) -> None:
     """Run the tour: database, ingest with continuous bars, bars, adjusted prices, a chart."""
+    import pandas as pd
+
+    from marketdb.testing import SyntheticSplit, synthetic_trades
     t0 = time.perf_counter()
-    db = connect_db(url, migrate_schema=True)
+    db = connect_db(url, create=True, migrate_schema=True)
     try:
         st = db.status()
         console.rule("[bold]marketdb demo")

@@ -58,8 +58,11 @@ TsUnitOpt = Annotated[str | None, typer.Option(
     "--ts-unit", help="Unit of epoch-number times: s, ms, us, ns (default: inferred).")]
 AutoRegisterOpt = Annotated[bool, typer.Option(
     "--auto-register", help="Create instruments for unknown symbols instead of rejecting them.")]
+#: The ingest service's DEFAULT_BATCH_SIZE, spelled out so `--help` need not import the service
+#: (tests/cli/test_help.py keeps the two equal).
+HELP_BATCH_SIZE = 500_000
 BatchOpt = Annotated[int | None, typer.Option(
-    "--batch-size", help="Rows per batch and transaction (default 1,000,000).", min=1)]
+    "--batch-size", help=f"Rows per batch and transaction (default {HELP_BATCH_SIZE:,}).", min=1)]
 RejectsOpt = Annotated[Path | None, typer.Option(
     "--rejects", help="Write every rejected row (row, rule, field, value, message) to this CSV.")]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Validate only; write nothing.")]
@@ -100,7 +103,7 @@ def _run(kind: str, paths: list[Path], url: str | None, json_out: bool,
          rejects: Path | None, **options: Any) -> None:
     from marketdb.services.ingest import WriteResult
 
-    db = connect_db(url)
+    db = connect_db(url, create=True)
     try:
         ingest = db.ingest
         writer = {
@@ -272,7 +275,7 @@ def instruments(
     json_out: JsonOpt = False, column: ColumnOpt = None,
 ) -> None:
     """The security master: upsert instruments by symbol (metadata merged)."""
-    db = connect_db(url)
+    db = connect_db(url, create=True)
     try:
         rows = []
         for path in paths:

@@ -249,27 +249,97 @@ def _loop(ops: Ops, period: dt.timedelta, *, dry_run: bool, days_ahead: int, fmt
 
 # ------------------------------------------------------------ backup/restore
 def backup(
-    file: Annotated[Path, typer.Argument(help="Archive to write (pg_dump custom format), e.g. mdb.dump.")],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="Archive to write (pg_dump custom format), e.g. mdb.dump; a new directory with --base."
+        ),
+    ],
     verify: Annotated[
         bool,
         typer.Option("--verify", help="Restore into a scratch database and compare row counts."),
     ] = False,
     force: Annotated[bool, typer.Option("--force", help="Overwrite FILE if it exists.")] = False,
+    table: Annotated[
+        list[str] | None,
+        typer.Option("--table", "-t", help="Only this table, with its partitions (repeatable)."),
+    ] = None,
+    base: Annotated[
+        bool,
+        typer.Option("--base", help="A physical base backup of the whole server (pg_basebackup) into the "
+                     "new directory FILE, for point-in-time recovery (docs/operations.md)."),
+    ] = False,
     url: UrlOpt = None,
 ) -> None:
     """Back up the database with pg_dump (-Fc), plus FILE.manifest.json (size, SHA-256, row counts)."""
-    with _ops(url, as_is=True) as ops:
-        result = ops.backup(file, verify=verify, overwrite=force)
+    if base and (table or verify):
+        raise InvalidInput("--base copies the whole server: it takes neither --table nor --verify")
+    with _ops(url, as_is=True) as ops, _progress(file, "base backup" if base else "backup"):
+        if base:
+            based = ops.base_backup(file)
+        else:
+            result = ops.backup(file, verify=verify, overwrite=force, tables=table or None)
+    if base:
+        console.print(
+            f"[green]base backup written[/green] {based.path} ({based.size_bytes / 1e6:.1f} MB, "
+            f"{based.seconds:.1f} s)"
+        )
+        console.print(f"  {based.pg_basebackup.version} ({based.pg_basebackup.path})")
+        return
     console.print(f"[green]backup written[/green] {result.path} ({result.size_bytes / 1e6:.1f} MB)")
     console.print(f"  sha256 {result.sha256}")
     console.print(f"  manifest {result.manifest_path}")
     console.print(f"  {result.pg_dump.version} ({result.pg_dump.path})")
+    if table:
+        console.print(f"  tables {', '.join(table)} (with their partitions)")
     if result.verification is not None:
         v = result.verification
         console.print(
             f"[green]verified[/green]: restored into a scratch database, {len(v.tables)} tables "
             f"match the {v.compared_with} row counts"
         )
+
+
+@contextmanager
+def _progress(target: Path, what: str, measure: Any = None) -> Iterator[None]:
+    """Elapsed time and bytes written so far on stderr while pg_dump/pg_basebackup/pg_restore run.
+
+    ``measure`` returns the bytes done so far; by default the size of ``target``
+    (``FILE.partial`` while pg_dump writes it, or the directory of a base backup).
+    """
+    import time
+
+    stop = threading.Event()
+    t0 = time.monotonic()
+    partial = target.with_name(target.name + ".partial")
+
+    def written() -> int:
+        if measure is not None:
+            return int(measure())
+        if partial.is_file():
+            return partial.stat().st_size
+        if target.is_dir():
+            return sum(f.stat().st_size for f in target.rglob("*") if f.is_file())
+        return 0
+
+    with err_console.status(f"{what}...") as status:
+
+        def tick() -> None:
+            while not stop.wait(0.5):
+                try:
+                    size = written()
+                except Exception:  # files appear and vanish, the database is being created  # noqa: S112
+                    continue
+                status.update(f"{what}: {size / 1e6:,.1f} MB written, {time.monotonic() - t0:,.0f} s elapsed")
+
+        thread = threading.Thread(target=tick, daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+    err_console.print(f"{what} took {time.monotonic() - t0:,.1f} s", highlight=False)
 
 
 def restore(
@@ -283,7 +353,18 @@ def restore(
 ) -> None:
     """Restore an archive into a NEW database on the same server (never over an existing one)."""
     with _ops(url, as_is=True) as ops:
-        result = ops.restore(file, database, no_owner=no_owner, jobs=jobs)
+
+        def restored_bytes() -> int:
+            import psycopg
+
+            with psycopg.connect(ops.db.url, connect_timeout=2) as conn:
+                row = conn.execute(
+                    "SELECT pg_database_size(datname) FROM pg_database WHERE datname = %s", (database,)
+                ).fetchone()
+            return int(row[0]) if row else 0
+
+        with _progress(file, "restore", measure=restored_bytes):
+            result = ops.restore(file, database, no_owner=no_owner, jobs=jobs)
     console.print(f"[green]restored[/green] into database [bold]{result.database}[/bold]")
     console.print(f"  url {result.url}")
     console.print(f"  schema revision {result.schema_revision or '(none: not a marketdb database)'}")

@@ -10,15 +10,16 @@ from __future__ import annotations
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import numpy as np
-import pandas as pd
 import typer
 from typer.core import TyperGroup
 
 from marketdb.cli._common import connect_db, console, err_console
 from marketdb.errors import InvalidInput
+
+if TYPE_CHECKING:  # imported where used: `marketdb --help` must not load pandas
+    import pandas as pd
 
 __all__ = ["DefaultCommandGroup", "Format", "bars", "chart", "latest", "ticks"]
 
@@ -40,6 +41,14 @@ class DefaultCommandGroup(TyperGroup):
     """
 
     default_command = "show"
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        """The group's help, then the default command's (its options are the group's too)."""
+        super().format_help(ctx, formatter)
+        cmd = self.commands.get(self.default_command)
+        if cmd is not None:
+            sub = cmd.make_context(self.default_command, [], parent=ctx, resilient_parsing=True)
+            cmd.format_help(sub, formatter)
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         """Insert the default command when the first word is not a subcommand."""
@@ -73,6 +82,8 @@ MaxRowsOpt = Annotated[
 
 def _iso(col: pd.Series, *, sep: str = "T", zulu: str = "Z") -> pd.Series:
     """UTC times as ISO 8601 text, with as many fraction digits as the data needs (up to ns)."""
+    import numpy as np
+    import pandas as pd
     ns = col.dt.tz_convert("UTC").dt.tz_localize(None).astype("datetime64[ns]")
     valid = ns.notna()
     out = pd.Series([None] * len(col), index=col.index, dtype=object)
@@ -95,6 +106,7 @@ def _iso(col: pd.Series, *, sep: str = "T", zulu: str = "Z") -> pd.Series:
 
 
 def _text_times(df: pd.DataFrame, *, sep: str = "T", zulu: str = "Z") -> pd.DataFrame:
+    import pandas as pd
     out = df.copy()
     for c in out.columns:
         if isinstance(out[c].dtype, pd.DatetimeTZDtype):
@@ -137,6 +149,7 @@ def _write_text(text: str, output: Path | None) -> None:
 
 
 def _cell(value: Any) -> str:
+    import pandas as pd
     if value is None or (isinstance(value, float) and value != value):
         return ""
     if isinstance(value, pd.Timestamp):
@@ -147,6 +160,7 @@ def _cell(value: Any) -> str:
 
 
 def _print_table(df: pd.DataFrame, *, title: str, max_rows: int) -> None:
+    import pandas as pd
     from rich.table import Table
 
     if df.empty:

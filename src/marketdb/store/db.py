@@ -10,10 +10,10 @@ import psycopg
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from marketdb.errors import ConfigurationError, Unavailable
+from marketdb.errors import ConfigurationError, MarketdbError, Unavailable
 from marketdb.settings import Settings
 
-__all__ = ["create_engine", "libpq_uri", "raw_transaction", "sqlalchemy_url"]
+__all__ = ["create_engine", "explain_driver_error", "libpq_uri", "raw_transaction", "sqlalchemy_url"]
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -28,6 +28,35 @@ def libpq_uri(url: str) -> str:
     """The same URL as libpq (psql, ADBC, pg_dump) expects it."""
     u = make_url(sqlalchemy_url(url))
     return u.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def explain_driver_error(exc: BaseException) -> MarketdbError | None:
+    """A marketdb error for a database-driver exception (None when ``exc`` is not one).
+
+    The driver's text is kept (first line) and a hint says what to do: the server
+    is unreachable, its disk is full, or it rejected a statement.
+    """
+    orig = exc.orig if isinstance(exc, sa.exc.DBAPIError) and exc.orig is not None else exc
+    if not isinstance(orig, psycopg.Error) and not isinstance(exc, sa.exc.SQLAlchemyError):
+        return None
+    text = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+    if isinstance(orig, psycopg.errors.DiskFull):
+        return Unavailable(
+            f"the database server's disk is full: {text}",
+            hint="free space on the volume holding the server's data directory (for the embedded "
+            "server: MARKETDB_HOME/pgdata), or drop old data with retention policies, then retry; "
+            "the failed statement was rolled back",
+        )
+    if isinstance(orig, psycopg.OperationalError | sa.exc.OperationalError | sa.exc.InterfaceError):
+        return Unavailable(
+            f"cannot reach PostgreSQL: {text}",
+            hint="check DATABASE_URL (or --url) and that the server runs; unset DATABASE_URL to use "
+            "the embedded server",
+        )
+    return MarketdbError(
+        f"the database rejected the request: {text}",
+        hint="nothing was committed by the failed statement; re-run with --debug for details",
+    )
 
 
 def create_engine(url: str, settings: Settings, **kwargs: Any) -> sa.Engine:

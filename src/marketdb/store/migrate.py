@@ -13,7 +13,15 @@ from alembic.script import ScriptDirectory
 
 from marketdb.settings import Settings
 
-__all__ = ["alembic_config", "check_drift", "current_revision", "downgrade", "head_revision", "upgrade"]
+__all__ = [
+    "alembic_config",
+    "check_drift",
+    "current_revision",
+    "downgrade",
+    "head_revision",
+    "history",
+    "upgrade",
+]
 
 
 def alembic_config(engine: sa.Engine, settings: Settings) -> Config:
@@ -65,3 +73,39 @@ def check_drift(engine: sa.Engine) -> list[Any]:
             },
         )
         return list(compare_metadata(ctx, metadata))
+
+
+def history(engine: sa.Engine, settings: Settings) -> list[dict[str, Any]]:
+    """Every revision marketdb ships, oldest first, with whether and when it was applied.
+
+    ``applied_at`` comes from ``migration_log`` (the newest upgrade of that
+    revision); revisions applied before the log existed (migration 0008) show
+    ``applied`` True with ``applied_at`` None.
+    """
+    script = ScriptDirectory.from_config(alembic_config(engine, settings))
+    with engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+        logged: dict[str, Any] = {}
+        if conn.execute(sa.text("SELECT to_regclass('migration_log')")).scalar() is not None:
+            rows = conn.execute(
+                sa.text(
+                    "SELECT DISTINCT ON (revision) revision, direction, applied_at FROM migration_log "
+                    "ORDER BY revision, applied_at DESC, id DESC"
+                )
+            )
+            logged = {r.revision: r for r in rows if r.direction == "upgrade"}
+    applied = set()
+    if current is not None:
+        applied = {current} | {r.revision for r in script.iterate_revisions(current, "base")}
+    out = []
+    for rev in reversed(list(script.walk_revisions())):
+        entry = logged.get(rev.revision)
+        out.append(
+            {
+                "revision": rev.revision,
+                "description": (rev.doc or "").strip(),
+                "applied": rev.revision in applied,
+                "applied_at": entry.applied_at if entry is not None and rev.revision in applied else None,
+            }
+        )
+    return out

@@ -350,6 +350,13 @@ class Ingest:
                 t_commit = time.perf_counter()
             result.add_time("commit", time.perf_counter() - t_commit)
             return stored
+        except psycopg.errors.DiskFull as exc:
+            raise Unavailable(
+                f"the database server's disk is full while writing batch {batch_no}: {exc}",
+                hint="this batch was rolled back (earlier batches are committed); free space on the "
+                "volume of the server's data directory (embedded: MARKETDB_HOME/pgdata), then re-run "
+                "the same input: stored rows are deduplicated",
+            ) from exc
         except psycopg.OperationalError as exc:
             raise Unavailable(
                 f"the database connection failed while writing batch {batch_no}: {exc}",

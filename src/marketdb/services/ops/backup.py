@@ -33,7 +33,7 @@ import secrets
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, Final
 import psycopg
 import sqlalchemy as sa
 from psycopg import sql
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import make_url
 
 from marketdb.errors import ConfigurationError, Conflict, InvalidInput, MarketdbError, NotFound
 from marketdb.store.db import libpq_uri
@@ -52,11 +52,13 @@ if TYPE_CHECKING:
 __all__ = [
     "BackupResult",
     "BackupVerificationFailed",
+    "BaseBackupResult",
     "PgTool",
     "RestoreResult",
     "TableCount",
     "VerifyResult",
     "backup",
+    "base_backup",
     "find_tool",
     "restore",
     "verify_backup",
@@ -199,16 +201,27 @@ def find_tool(name: str, *, min_major: int, prefer_wheel: bool) -> PgTool:
 
 
 def _conninfo(url: str, database: str | None = None) -> tuple[str, dict[str, str]]:
-    """The URL without its password (for argv) and the environment carrying it."""
+    """A libpq ``key=value`` string without the password (for argv), and the environment carrying it.
+
+    ``key=value`` rather than a URI: libpq quotes any database name there
+    (spaces included), which a URI would need percent-encoded.
+    """
+    from psycopg.conninfo import make_conninfo
+
     u = make_url(libpq_uri(url))
-    if database is not None:
-        u = u.set(database=database)
     env = dict(os.environ)
     env.pop("PGPASSWORD", None)
     if u.password is not None:
         env["PGPASSWORD"] = str(u.password)
-    bare = URL.create(u.drivername, u.username, None, u.host, u.port, u.database, u.query)
-    return bare.render_as_string(hide_password=False), env
+    params: dict[str, Any] = {
+        "host": u.host,
+        "port": u.port,
+        "user": u.username,
+        "dbname": database if database is not None else u.database,
+    }
+    for key, value in u.query.items():
+        params[key] = value if isinstance(value, str) else value[-1]
+    return make_conninfo("", **{k: v for k, v in params.items() if v is not None}), env
 
 
 def _safe_url(url: str, database: str | None = None) -> str:
@@ -235,8 +248,11 @@ def _schema_revision(conn: psycopg.Connection[Any]) -> str | None:
     return None if row is None else str(row[0])
 
 
-def _row_counts(conn: psycopg.Connection[Any]) -> dict[str, int]:
-    """Exact row count of every table of the current schema (partitioned tables as a whole)."""
+def _row_counts(conn: psycopg.Connection[Any], only: Sequence[str] | None = None) -> dict[str, int]:
+    """Exact row count of every table of the current schema (partitioned tables as a whole).
+
+    ``only`` limits the count to those tables (a backup of chosen tables).
+    """
     names = [
         r[0]
         for r in conn.execute(
@@ -247,6 +263,8 @@ def _row_counts(conn: psycopg.Connection[Any]) -> dict[str, int]:
             """
         ).fetchall()
     ]
+    if only is not None:
+        names = [n for n in names if n in set(only)]
     counts = {}
     for name in names:
         row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(name))).fetchone()
@@ -291,8 +309,13 @@ def backup(
     verify: bool = False,
     count_rows: bool | None = None,
     overwrite: bool = False,
+    tables: Sequence[str] | None = None,
 ) -> BackupResult:
     """Dump the database to ``path`` (``pg_dump -Fc``) and write its manifest.
+
+    ``tables`` dumps only those tables, each with its partitions (a plain
+    ``pg_dump -t trades`` dumps the empty parent of a partitioned table only):
+    ``--table-and-children`` with pg_dump 16+, else every partition by name.
 
     ``count_rows`` (default: the value of ``verify``) records every table's row
     count in the manifest, from the dump's own snapshot. ``verify`` then
@@ -312,9 +335,16 @@ def backup(
         )
     if not target.parent.is_dir():
         raise InvalidInput(f"directory {target.parent} does not exist", hint="create it first")
+    if tables and verify:
+        raise InvalidInput(
+            "a backup of chosen tables cannot be verified in an empty scratch database "
+            "(the rest of the schema is missing)",
+            hint="restore it into a marketdb database with `pg_restore --data-only`, or back up everything",
+        )
     count_rows = verify if count_rows is None else count_rows
     server_major = _server_major(db)
     tool = find_tool("pg_dump", min_major=server_major, prefer_wheel=db.server is not None)
+    table_args = _table_args(db, tables, tool) if tables else []
     url, env = _conninfo(db.url)
     partial = target.with_name(target.name + ".partial")
     counts: dict[str, int] | None = None
@@ -331,13 +361,14 @@ def backup(
                 f"--snapshot={snapshot}",
                 f"--file={partial}",
                 f"--dbname={url}",
+                *table_args,
             ]
             proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err, env=env)
             try:
                 if count_rows:
                     raw = conn.connection.driver_connection
                     assert isinstance(raw, psycopg.Connection)
-                    counts = _row_counts(raw)
+                    counts = _row_counts(raw, only=list(tables) if tables else None)
                 rc = proc.wait()
             finally:
                 if proc.poll() is None:
@@ -366,6 +397,7 @@ def backup(
         "pg_dump": tool.version,
         "schema_revision": revision,
         "row_counts": counts,
+        "tables": list(tables) if tables else None,
     }
     mpath = manifest_path(target)
     mpath.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
@@ -384,6 +416,41 @@ def backup(
     return result
 
 
+def _table_args(db: MarketDB, tables: Sequence[str], tool: PgTool) -> list[str]:
+    """pg_dump arguments selecting ``tables`` with their partitions; unknown names are an error."""
+    with db.raw() as conn:
+        known = {
+            r[0]: r[1]
+            for r in conn.execute(
+                "SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p')"
+            ).fetchall()
+        }
+        missing = [t for t in tables if t not in known]
+        if missing:
+            raise NotFound(
+                f"no table {', '.join(missing)} in this database",
+                hint="name tables as `marketdb db status` / psql \\dt list them, e.g. --table trades",
+            )
+        if tool.major >= 16:
+            return [f"--table-and-children={_quote_pattern(t)}" for t in tables]
+        args = []
+        for t in tables:
+            args.append(f"--table={_quote_pattern(t)}")
+            parts = conn.execute(
+                "SELECT c.relname FROM pg_partition_tree(%s::regclass) p JOIN pg_class c ON c.oid = p.relid "
+                "WHERE p.level > 0",
+                (t,),
+            ).fetchall()
+            args += [f"--table={_quote_pattern(p[0])}" for p in parts]
+        return args
+
+
+def _quote_pattern(name: str) -> str:
+    # pg_dump patterns treat * ? . as wildcards and fold case unless double-quoted.
+    return '"' + name.replace('"', '""') + '"'
+
+
 def _fields(result: BackupResult) -> dict[str, Any]:
     return {f: getattr(result, f) for f in result.__dataclass_fields__}
 
@@ -400,6 +467,57 @@ def _describe(check: VerifyResult) -> list[str]:
         if not t.ok:
             out.append(f"{t.table}: expected {t.expected}, restored {t.restored}")
     return out[:10]
+
+
+# ------------------------------------------------------------ base backup
+@dataclass(frozen=True, slots=True)
+class BaseBackupResult:
+    """A physical copy of the whole server (every database), for point-in-time recovery."""
+
+    path: Path
+    size_bytes: int
+    pg_basebackup: PgTool
+    seconds: float
+
+
+def base_backup(db: MarketDB, path: str | os.PathLike[str]) -> BaseBackupResult:
+    """``pg_basebackup`` of the server of ``db`` into the new directory ``path``.
+
+    Plain format with the WAL needed to make it consistent streamed alongside
+    (``-X stream``), so the copy starts as a server by itself; with WAL
+    archiving configured (docs/operations.md) it is the starting point of a
+    point-in-time recovery. Needs a role with REPLICATION (the embedded
+    server's ``postgres`` has it).
+
+    Raises:
+        Conflict: ``path`` exists and is not an empty directory.
+        ConfigurationError: no suitable ``pg_basebackup``, or it failed.
+    """
+    import time
+
+    target = Path(path).expanduser().absolute()
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise Conflict(f"{target} already exists", hint="choose a new, empty directory for the base backup")
+    if not target.parent.is_dir():
+        raise InvalidInput(f"directory {target.parent} does not exist", hint="create it first")
+    tool = find_tool("pg_basebackup", min_major=_server_major(db), prefer_wheel=db.server is not None)
+    url, env = _conninfo(db.url)
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [str(tool.path), f"--dbname={url}", f"--pgdata={target}", "--format=plain", "--wal-method=stream",
+         "--checkpoint=fast", "--no-password"],
+        capture_output=True, text=True, env=env, check=False,
+    )
+    if proc.returncode != 0:
+        shutil.rmtree(target, ignore_errors=True)
+        raise ConfigurationError(
+            f"pg_basebackup failed (exit {proc.returncode}):\n{_stderr_tail(proc.stderr)}",
+            hint="the user needs the REPLICATION attribute and pg_hba.conf must allow replication "
+            "connections; see docs/operations.md",
+        )
+    size = sum(f.stat().st_size for f in target.rglob("*") if f.is_file())
+    seconds = time.perf_counter() - t0
+    return BaseBackupResult(path=target, size_bytes=size, pg_basebackup=tool, seconds=seconds)
 
 
 # ---------------------------------------------------------------- restore

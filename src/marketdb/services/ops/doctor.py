@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.util
+import os
 import socket
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -104,10 +105,43 @@ def _configured(settings: Settings) -> tuple[list[Check], KeyRing | None]:
         from marketdb.store.embedded import EmbeddedServer
 
         server = EmbeddedServer(settings.home)
-        state = "running" if server.info() else "not running (starts on first use)"
-        if not (server.pgdata / "PG_VERSION").exists():
-            state = "not initialised yet (created on first use)"
-        out.append(Check("configured", "database", "ok", f"embedded server in {settings.home}: {state}"))
+        if not server.exists():
+            out.append(
+                Check(
+                    "configured",
+                    "database",
+                    "fail",
+                    f"no marketdb database exists at MARKETDB_HOME={settings.home}",
+                    "create one with `marketdb db upgrade` (empty) or `marketdb demo` (sample data), "
+                    "or point MARKETDB_HOME or DATABASE_URL at the database you meant",
+                )
+            )
+        else:
+            state = "running" if server.info() else "not running (starts on first use)"
+            out.append(Check("configured", "database", "ok", f"embedded server in {settings.home}: {state}"))
+            exposed = server.exposure()
+            for finding in exposed:
+                out.append(
+                    Check(
+                        "configured",
+                        "local access",
+                        "fail",
+                        f"other OS users may reach the embedded server: {finding}",
+                        "run any marketdb command as the owner of MARKETDB_HOME: it locks the server "
+                        "down (socket 0700, password authentication); chmod go-rwx what is still open",
+                    )
+                )
+            if not exposed:
+                out.append(
+                    Check(
+                        "configured",
+                        "local access",
+                        "ok",
+                        "only the owner of MARKETDB_HOME (and root) can reach the embedded server",
+                    )
+                )
+    where = "MARKETDB_HOME" if "MARKETDB_HOME" in os.environ else "default home"
+    out.append(Check("configured", "home", "info", f"{where} {settings.home}"))
     for name, env, url, extra in (
         ("redis", "REDIS_URL", settings.redis_url, "no cache"),
         ("clickhouse", "CLICKHOUSE_URL", settings.clickhouse_url, "no analytics tier"),
@@ -534,6 +568,12 @@ def _keys(db: MarketDB, keyring: KeyRing) -> Iterable[Check]:
 
 
 # ------------------------------------------------------------------ run
+def _embedded_exists(settings: Settings) -> bool:
+    from marketdb.store.embedded import EmbeddedServer
+
+    return EmbeddedServer(settings.home).exists()
+
+
 def diagnose(
     settings: Settings, db: MarketDB | None = None, *, now: dt.datetime | None = None
 ) -> DoctorReport:
@@ -544,7 +584,9 @@ def diagnose(
     """
     checks, keyring = _configured(settings)
     own: MarketDB | None = None
-    if db is None:
+    if db is None and not settings.database_url and not _embedded_exists(settings):
+        pass  # reported under "configured": doctor never creates a database
+    elif db is None:
         try:
             import marketdb
 

@@ -106,9 +106,19 @@ class Ops:
         verify: bool = False,
         count_rows: bool | None = None,
         overwrite: bool = False,
+        tables: Sequence[str] | None = None,
     ) -> _backup.BackupResult:
-        """``pg_dump -Fc`` to ``path`` plus a manifest; ``verify`` restores it and compares."""
-        return _backup.backup(self.db, path, verify=verify, count_rows=count_rows, overwrite=overwrite)
+        """``pg_dump -Fc`` to ``path`` plus a manifest; ``verify`` restores it and compares.
+
+        ``tables`` limits the dump to those tables, partitions included.
+        """
+        return _backup.backup(
+            self.db, path, verify=verify, count_rows=count_rows, overwrite=overwrite, tables=tables
+        )
+
+    def base_backup(self, path: str | os.PathLike[str]) -> _backup.BaseBackupResult:
+        """``pg_basebackup`` of the whole server into a new directory (point-in-time recovery)."""
+        return _backup.base_backup(self.db, path)
 
     def restore(
         self, path: str | os.PathLike[str], database: str, *, no_owner: bool = False, jobs: int = 1

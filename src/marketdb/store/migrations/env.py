@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import context
 
@@ -10,6 +12,21 @@ from marketdb.store.migrations.env_helpers import include_name, include_object
 from marketdb.store.schema import metadata
 
 config = context.config
+
+
+def _log_step(ctx: Any, step: Any, heads: Any, run_args: Any) -> None:
+    """Record each applied step in ``migration_log`` (migration 0008), same transaction."""
+    conn = ctx.connection
+    if conn.execute(sa.text("SELECT to_regclass('migration_log')")).scalar() is None:
+        return  # before 0008, or 0008 itself just downgraded
+    from marketdb import __version__
+
+    conn.execute(
+        sa.text(
+            "INSERT INTO migration_log (revision, direction, marketdb_version) VALUES (:r, :d, :v)"
+        ),
+        {"r": step.up_revision_id, "d": "upgrade" if step.is_upgrade else "downgrade", "v": __version__},
+    )
 
 
 def run_migrations_online() -> None:
@@ -31,6 +48,7 @@ def run_migrations_online() -> None:
                 include_object=include_object,
                 compare_type=True,
                 transaction_per_migration=False,
+                on_version_apply=_log_step,
             )
             context.config.attributes["settings"] = settings
             with context.begin_transaction():

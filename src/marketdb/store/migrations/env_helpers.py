@@ -20,5 +20,13 @@ def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
 
 
 def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
-    """Skip partition-local indexes that PostgreSQL names after the partition."""
+    """Keep the comparison to marketdb's own objects.
+
+    Skips partition-local indexes that PostgreSQL names after the partition,
+    and tables that exist only in the database: those belong to the
+    application (its own tables and Alembic version table, docs/operations.md),
+    not to marketdb, so they are never reported as drift nor dropped.
+    """
+    if type_ == "table" and reflected and compare_to is None:
+        return False
     return not (type_ == "index" and name is not None and _PARTITION.match(name.rsplit("_", 1)[0]))

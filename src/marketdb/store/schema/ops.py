@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from marketdb.store.schema._base import metadata, updated_at
 
-__all__ = ["retention_policies"]
+__all__ = ["migration_log", "retention_policies"]
 
 retention_policies = sa.Table(
     "retention_policies",
@@ -24,4 +24,18 @@ retention_policies = sa.Table(
     sa.Column("retain_for", sa.Interval(), nullable=False),
     updated_at(),
     sa.CheckConstraint("retain_for > interval '0'", name="retain_for_positive"),
+)
+
+#: One row per schema migration step marketdb applied (migration ``0008``):
+#: ``marketdb db status`` shows when each revision was applied. Revisions
+#: applied before the log existed have no row.
+migration_log = sa.Table(
+    "migration_log",
+    metadata,
+    sa.Column("id", sa.BigInteger(), sa.Identity(), primary_key=True),
+    sa.Column("revision", sa.Text(), nullable=False),
+    sa.Column("direction", sa.Text(), nullable=False),
+    sa.Column("applied_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("marketdb_version", sa.Text()),
+    sa.CheckConstraint("direction IN ('upgrade', 'downgrade')", name="direction_known"),
 )
