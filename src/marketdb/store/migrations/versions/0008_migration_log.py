@@ -1,7 +1,7 @@
 """migration_log: when each schema revision was applied
 
 Revision ID: 0008
-Revises: 0003
+Revises: 0007
 
 ``migration_log`` gets one row per migration step (revision, upgrade or
 downgrade, when, which marketdb version), written by the Alembic environment
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0008"
-down_revision: str | None = "0003"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
