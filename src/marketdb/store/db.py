@@ -13,7 +13,7 @@ from sqlalchemy.engine import make_url
 from marketdb.errors import ConfigurationError, Unavailable
 from marketdb.settings import Settings
 
-__all__ = ["create_engine", "libpq_uri", "raw_transaction", "sqlalchemy_url"]
+__all__ = ["create_engine", "libpq_uri", "raw_transaction", "session_options", "sqlalchemy_url"]
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -30,11 +30,17 @@ def libpq_uri(url: str) -> str:
     return u.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def create_engine(url: str, settings: Settings, **kwargs: Any) -> sa.Engine:
-    """A pooled SQLAlchemy engine on psycopg 3; every session runs in UTC."""
+def session_options(settings: Settings) -> str:
+    """The libpq ``options`` every marketdb session starts with: UTC, and the statement timeout."""
     options = "-c timezone=UTC"
     if settings.statement_timeout_ms:
         options += f" -c statement_timeout={int(settings.statement_timeout_ms)}"
+    return options
+
+
+def create_engine(url: str, settings: Settings, **kwargs: Any) -> sa.Engine:
+    """A pooled SQLAlchemy engine on psycopg 3; every session runs in UTC."""
+    options = session_options(settings)
     engine = sa.create_engine(
         sqlalchemy_url(url),
         pool_pre_ping=True,

@@ -34,7 +34,7 @@ from marketdb.services.accounts.redaction import counts
 from marketdb.services.accounts.users import AuthenticationFailed, User, UserRef
 
 if TYPE_CHECKING:
-    from marketdb.client import MarketDB
+    from marketdb.store.database import Database
 
 __all__ = ["Accounts"]
 
@@ -53,7 +53,7 @@ class Accounts:
 
     def __init__(
         self,
-        db: MarketDB,
+        db: Database,
         *,
         keyring: KeyRing | None = None,
         hasher: PasswordHasher | None = None,

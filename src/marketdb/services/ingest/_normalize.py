@@ -10,7 +10,6 @@ once: they are mistakes about the input, not about rows.
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from marketdb.errors import InvalidInput
+from marketdb.services.instruments.symbols import normalize_symbol
 
 from ._schemas import TS_TYPE, Field, Kind, resolve_columns, snake
 from ._sources import ReadPlan
@@ -37,19 +37,6 @@ __all__ = [
 
 
 # ------------------------------------------------------------------- symbols
-def normalize_symbol(symbol: str) -> str:
-    """The one spelling marketdb stores for a symbol: NFKC, no surrounding space, upper case.
-
-    Punctuation is kept as given (``BRK.B`` and ``BRK-B`` stay different
-    symbols), because providers disagree on it; record both as aliases in
-    symbol history when you need both to resolve.
-    """
-    s = unicodedata.normalize("NFKC", str(symbol)).strip().upper()
-    if not s:
-        raise InvalidInput("a symbol must not be empty", hint="give a ticker such as 'AAPL'")
-    return s
-
-
 def normalize_symbols(arr: pa.Array) -> pa.Array:
     """Vectorised :func:`normalize_symbol`; empty strings become null."""
     s = _text(arr, "symbol")

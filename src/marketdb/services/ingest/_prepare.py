@@ -16,22 +16,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from marketdb.services.instruments.lookup import SymbolSpan
+
 from ._normalize import Normalized
 from ._schemas import QUOTE_COLUMNS, TRADE_COLUMNS, Kind
 from ._seq import SeqAssigner
 from ._validate import Report, ValidationPolicy, find_duplicates, mask, validate
 
 __all__ = ["Prepared", "Preparer", "Resolver", "SymbolSpan"]
-
-
-@dataclass(frozen=True, slots=True)
-class SymbolSpan:
-    """One instrument that carried a symbol during ``[valid_from, valid_to)`` (ns, None = open)."""
-
-    instrument_id: int
-    valid_from: int | None = None
-    valid_to: int | None = None
-    asset_class: str | None = None
 
 
 #: symbols -> spans of the instruments that carried them; unknown symbols are absent.

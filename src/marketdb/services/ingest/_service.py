@@ -27,7 +27,9 @@ from ._writer import SPECS, TradesHook, bump_versions, ts_range, write_table
 from .results import WriteResult
 
 if TYPE_CHECKING:
-    from marketdb.client import MarketDB
+    from marketdb.store.database import Database
+
+    from .ports import BarsSink
 
 __all__ = ["Ingest", "Progress"]
 
@@ -68,7 +70,7 @@ def _file_source(data: Any, fmt: str | None) -> str | None:
 class _Resolver:
     """Symbol -> instrument spans for one call, cached; registers unknown symbols if asked."""
 
-    def __init__(self, db: MarketDB, *, auto_register: bool, source: str | None,
+    def __init__(self, db: Database, *, auto_register: bool, source: str | None,
                  dry_run: bool) -> None:
         self.db = db
         self.auto_register = auto_register and not dry_run
@@ -101,10 +103,21 @@ class _Resolver:
         return {i for i in ids if self.ids.get(i)}
 
 
+def _sink_hook(sink: BarsSink) -> TradesHook:
+    """A :class:`BarsSink` as the writer's trades hook."""
+
+    def hook(
+        conn: psycopg.Connection[Any], rows: Any, *, inserted: int, received: int, replaced: bool
+    ) -> None:
+        sink.update(conn, rows, inserted=inserted, received=received, replaced=replaced)
+
+    return hook
+
+
 class Ingest:
     """Validated, idempotent, all-or-nothing-per-batch writers for market data.
 
-    ``Ingest(db)`` takes a :class:`~marketdb.client.MarketDB` (usually reached as
+    ``Ingest(db)`` takes a :class:`~marketdb.client.Database` (usually reached as
     ``db.ingest``). ``on_trades_inserted`` hooks run inside each batch's
     transaction after its trades are inserted (the bars service keeps bars up
     to date this way; see :class:`~._writer.TradesHook`). ``batch_size`` rows
@@ -129,15 +142,18 @@ class Ingest:
 
     def __init__(
         self,
-        db: MarketDB,
+        db: Database,
         *,
         on_trades_inserted: Iterable[TradesHook] = (),
+        bars: BarsSink | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
         policy: ValidationPolicy | None = None,
         non_positive_prices: Iterable[str] | None = None,
     ) -> None:
         self.db = db
         self.on_trades_inserted: list[TradesHook] = list(on_trades_inserted)
+        if bars is not None:
+            self.on_trades_inserted.append(_sink_hook(bars))
         self.batch_size = batch_size
         base = policy or ValidationPolicy()
         if non_positive_prices is not None:

@@ -47,7 +47,7 @@ from marketdb.errors import ConfigurationError, Conflict, InvalidInput, Marketdb
 from marketdb.store.db import libpq_uri
 
 if TYPE_CHECKING:
-    from marketdb.client import MarketDB
+    from marketdb.store.database import Database
 
 __all__ = [
     "BackupResult",
@@ -223,7 +223,7 @@ def _stderr_tail(text: str) -> str:
     return "\n".join(lines[-_STDERR_TAIL:]) or "(no output)"
 
 
-def _server_major(db: MarketDB) -> int:
+def _server_major(db: Database) -> int:
     with db.engine.connect() as conn:
         return int(conn.execute(sa.text("SHOW server_version_num")).scalar_one()) // 10000
 
@@ -268,7 +268,7 @@ def manifest_path(path: Path) -> Path:
 
 
 @contextlib.contextmanager
-def _admin(db: MarketDB) -> Iterator[psycopg.Connection[Any]]:
+def _admin(db: Database) -> Iterator[psycopg.Connection[Any]]:
     """An autocommit connection to the server of ``db`` (CREATE/DROP DATABASE)."""
     try:
         conn = psycopg.connect(db.url, autocommit=True)
@@ -278,14 +278,14 @@ def _admin(db: MarketDB) -> Iterator[psycopg.Connection[Any]]:
         yield conn
 
 
-def _drop_database(db: MarketDB, name: str) -> None:
+def _drop_database(db: Database, name: str) -> None:
     with _admin(db) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 # ----------------------------------------------------------------- backup
 def backup(
-    db: MarketDB,
+    db: Database,
     path: str | os.PathLike[str],
     *,
     verify: bool = False,
@@ -427,7 +427,7 @@ def _check_dbname(name: str) -> None:
 
 
 def restore(
-    db: MarketDB,
+    db: Database,
     path: str | os.PathLike[str],
     database: str,
     *,
@@ -497,7 +497,7 @@ def restore(
     )
 
 
-def _create_database(db: MarketDB, name: str) -> None:
+def _create_database(db: Database, name: str) -> None:
     with _admin(db) as conn:
         if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
             raise Conflict(
@@ -525,7 +525,7 @@ def _read_manifest(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) and data.get("format") == MANIFEST_FORMAT else None
 
 
-def verify_backup(db: MarketDB, path: str | os.PathLike[str]) -> VerifyResult:
+def verify_backup(db: Database, path: str | os.PathLike[str]) -> VerifyResult:
     """Restore ``path`` into a scratch database, compare row counts, drop the scratch database.
 
     Counts are compared with the manifest written by :func:`backup` when it has

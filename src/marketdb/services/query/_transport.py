@@ -32,9 +32,10 @@ import numpy as np
 import pyarrow as pa
 
 from marketdb.errors import ConfigurationError, InvalidInput, Unavailable
+from marketdb.store.errors import sqlstate, translate
 
 if TYPE_CHECKING:
-    from marketdb.client import MarketDB
+    from marketdb.store.database import Database
 
 __all__ = [
     "AdbcTransport",
@@ -121,7 +122,7 @@ class AdbcTransport:
 
     name = "adbc"
 
-    def __init__(self, uri: str, *, pool_size: int = 4) -> None:
+    def __init__(self, db: Database, *, pool_size: int = 4) -> None:
         try:
             import adbc_driver_postgresql.dbapi as adbc
         except ImportError as exc:  # pragma: no cover - a core dependency
@@ -130,20 +131,15 @@ class AdbcTransport:
                 hint="pip install adbc-driver-postgresql, or use transport='copy'",
             ) from exc
         self._dbapi = adbc
-        self._uri = uri
+        self._db = db
         self._pool_size = pool_size
         self._idle: list[Any] = []
         self._lock = threading.Lock()
         self._pid = os.getpid()
 
     def _connect(self) -> Any:
-        try:
-            return self._dbapi.connect(self._uri, autocommit=True)
-        except Exception as exc:
-            raise Unavailable(
-                f"ADBC cannot connect to PostgreSQL: {exc}",
-                hint="check that the server runs; or use Query(db, transport='copy')",
-            ) from exc
+        # The database's session options (UTC, statement_timeout) apply to these reads too.
+        return self._db.arrow_connect(autocommit=True)
 
     @contextmanager
     def _connection(self) -> Iterator[Any]:
@@ -179,7 +175,7 @@ class AdbcTransport:
                 cur.execute(query)
                 table = cur.fetch_arrow_table()
             except self._dbapi.Error as exc:
-                raise _db_error(exc) from exc
+                raise _db_error(exc, self._dbapi) from exc
             finally:
                 cur.close()
         return _conform(table, columns)
@@ -195,11 +191,14 @@ class AdbcTransport:
                 log.debug("closing an ADBC connection failed", exc_info=True)
 
 
-def _db_error(exc: Exception) -> Exception:
-    text = str(exc)
-    if "connection" in text.lower() and ("closed" in text.lower() or "refused" in text.lower()):
-        return Unavailable(f"database unavailable: {text}", hint="retry when the server is back")
-    return InvalidInput(f"the database refused the query: {text}")
+def _db_error(exc: Exception, dbapi: Any) -> Exception:
+    """A driver error as a marketdb error: by SQLSTATE, else by the DB-API error class."""
+    mapped = translate(exc, connection_only=True)
+    if mapped is not None:
+        return mapped
+    if isinstance(exc, dbapi.OperationalError) and sqlstate(exc) is None:
+        return Unavailable(f"database unavailable: {exc}", hint="retry when the server is back")
+    return InvalidInput(f"the database refused the query: {exc}")
 
 
 # --------------------------------------------------------------------- COPY
@@ -208,7 +207,7 @@ class CopyTransport:
 
     name = "copy"
 
-    def __init__(self, db: MarketDB) -> None:
+    def __init__(self, db: Database) -> None:
         self._db = db
 
     def fetch(self, query: str, columns: Sequence[Column]) -> pa.Table:
@@ -321,13 +320,13 @@ def _rows_to_table(rows: list[tuple[Any, ...]], columns: Sequence[Column]) -> pa
 
 
 # ------------------------------------------------------------------ choice
-def make_transport(db: MarketDB, name: TransportName = "auto") -> Transport:
+def make_transport(db: Database, name: TransportName = "auto") -> Transport:
     """Build the transport ``name``; ``auto`` prefers ADBC, else COPY."""
     if name == "copy":
         return CopyTransport(db)
     if name in ("adbc", "auto"):
         try:
-            return AdbcTransport(db.url)
+            return AdbcTransport(db)
         except ConfigurationError:
             if name == "adbc":
                 raise

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from marketdb.errors import Conflict, InvalidInput, NotFound
 from marketdb.services.trading import fills as _fills
 from marketdb.services.trading import models as _models
 from marketdb.services.trading import orders as _orders
@@ -34,30 +33,11 @@ from marketdb.services.trading.positions import UNSET
 from marketdb.services.trading.state import OrderStatus, SignalStatus
 
 if TYPE_CHECKING:
-    from marketdb.client import MarketDB
+    from marketdb.store.database import Database
 
 __all__ = ["Trading"]
 
 Number = Decimal | int | str
-
-
-def _database_error(exc: sa.exc.DBAPIError) -> Exception | None:
-    """Map a constraint violation that slipped past validation to a marketdb error."""
-    orig = exc.orig
-    state = getattr(orig, "sqlstate", None) or ""
-    diag = getattr(orig, "diag", None)
-    constraint = getattr(diag, "constraint_name", None)
-    table = getattr(diag, "table_name", None)
-    where = f" ({table}.{constraint})" if table and constraint else ""
-    if state == "23514":
-        return InvalidInput(f"value rejected by a database check{where}: {orig}")
-    if state == "23505":
-        return Conflict(f"duplicate{where}: {orig}")
-    if state == "23503":
-        return NotFound(f"a referenced row does not exist{where}: {orig}")
-    if state in ("23502", "22003", "22P02", "22023"):
-        return InvalidInput(f"invalid value{where}: {orig}")
-    return None
 
 
 class Trading:
@@ -69,7 +49,7 @@ class Trading:
     symbols everywhere.
     """
 
-    def __init__(self, db: MarketDB, *, actor: Actor | None = None) -> None:
+    def __init__(self, db: Database, *, actor: Actor | None = None) -> None:
         self._db = db
         self.actor = actor if actor is not None else Actor()
 
@@ -88,14 +68,9 @@ class Trading:
 
     @contextmanager
     def _tx(self) -> Iterator[sa.Connection]:
-        try:
-            with self._db.transaction() as conn:
-                yield conn
-        except (sa.exc.IntegrityError, sa.exc.DataError) as exc:
-            mapped = _database_error(exc)
-            if mapped is None:
-                raise
-            raise mapped from exc
+        # A constraint violation that slipped past validation becomes a marketdb error (by SQLSTATE).
+        with self._db.transaction(translate_errors=True) as conn:
+            yield conn
 
     # ------------------------------------------------------------ strategies
     def create_strategy(
