@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from marketdb.errors import InternalError
 from marketdb.services.instruments.lookup import SymbolSpan
 
 from ._normalize import Normalized
@@ -104,7 +105,7 @@ class Preparer:
                                "no instrument has this id")
             return table, None, []
         if self.resolver is None:  # pragma: no cover - the service always passes one
-            raise RuntimeError("symbols need a resolver")
+            raise InternalError("symbols need a resolver")
         sym = table.column("symbol").combine_chunks()
         sym_d = pc.dictionary_encode(sym) if not isinstance(sym, pa.DictionaryArray) else sym
         uniq = list(sym_d.dictionary.to_pylist())

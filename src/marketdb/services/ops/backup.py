@@ -43,7 +43,14 @@ import sqlalchemy as sa
 from psycopg import sql
 from sqlalchemy.engine import URL, make_url
 
-from marketdb.errors import ConfigurationError, Conflict, InvalidInput, MarketdbError, NotFound
+from marketdb.errors import (
+    BackupVerificationFailed,
+    ConfigurationError,
+    Conflict,
+    InvalidInput,
+    MarketdbError,
+    NotFound,
+)
 from marketdb.store.db import libpq_uri
 
 if TYPE_CHECKING:
@@ -68,14 +75,6 @@ _VERSION: Final = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?")
 _DUMPED_BY: Final = re.compile(r"Dumped by pg_dump version:\s*(\d+)")
 _MAX_DBNAME: Final = 63
 _STDERR_TAIL: Final = 12
-
-
-class BackupVerificationFailed(MarketdbError):
-    """A backup restored into a scratch database does not match its source.
-
-    ``details`` is the :class:`VerifyResult`. Keep the previous backup and
-    take a new one.
-    """
 
 
 @dataclass(frozen=True, slots=True)
