@@ -86,14 +86,9 @@ class Database:
         with raw_transaction(self.engine) as conn:
             yield conn
 
-    def arrow_connect(self, *, autocommit: bool = True) -> Any:
-        """A new ADBC PostgreSQL connection with this database's session options.
-
-        Raises :class:`~marketdb.errors.ConfigurationError` when the driver is
-        missing and :class:`~marketdb.errors.Unavailable` when the server
-        cannot be reached. The caller closes it.
-        """
-        from marketdb.errors import ConfigurationError, Unavailable
+    def arrow_driver(self) -> Any:
+        """The ADBC PostgreSQL DB-API module (:class:`~marketdb.errors.ConfigurationError` if missing)."""
+        from marketdb.errors import ConfigurationError
 
         try:
             import adbc_driver_postgresql.dbapi as adbc
@@ -102,6 +97,18 @@ class Database:
                 "the ADBC PostgreSQL driver is not installed",
                 hint="pip install adbc-driver-postgresql, or read with transport='copy'",
             ) from exc
+        return adbc
+
+    def arrow_connect(self, *, autocommit: bool = True) -> Any:
+        """A new ADBC PostgreSQL connection with this database's session options.
+
+        Raises :class:`~marketdb.errors.ConfigurationError` when the driver is
+        missing and :class:`~marketdb.errors.Unavailable` when the server
+        cannot be reached. The caller closes it.
+        """
+        from marketdb.errors import Unavailable
+
+        adbc = self.arrow_driver()
         try:
             return adbc.connect(self.arrow_url, autocommit=autocommit)
         except Exception as exc:
