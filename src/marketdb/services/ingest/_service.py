@@ -6,7 +6,7 @@ import dataclasses
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import psycopg
 import pyarrow.compute as pc
+from typing_extensions import Unpack
 
 from marketdb.errors import InvalidInput, Unavailable
 
@@ -24,6 +25,7 @@ from ._schemas import KINDS
 from ._sources import DEFAULT_BATCH_SIZE, Source, open_source
 from ._validate import ValidationPolicy
 from ._writer import SPECS, TradesHook, bump_versions, ts_range, write_table
+from .options import IngestKwargs, IngestOptions, Progress
 from .results import WriteResult
 
 if TYPE_CHECKING:
@@ -35,8 +37,6 @@ __all__ = ["Ingest", "Progress"]
 
 log = logging.getLogger(__name__)
 
-#: progress(rows_read_so_far, total_rows_or_None) after every batch
-Progress = Callable[[int, int | None], None]
 
 _ON_INVALID = ("raise", "skip")
 _ON_CONFLICT = ("ignore", "update")
@@ -114,6 +114,9 @@ def _sink_hook(sink: BarsSink) -> TradesHook:
     return hook
 
 
+_DEFAULTS = IngestOptions()
+
+
 class Ingest:
     """Validated, idempotent, all-or-nothing-per-batch writers for market data.
 
@@ -125,7 +128,9 @@ class Ingest:
     ``non_positive_prices`` lists asset classes whose prices may be zero or
     negative (e.g. ``{"future"}`` for spreads and negative-priced futures).
 
-    Every writer takes the same keywords:
+    Every writer takes the same options, as an :class:`~.options.IngestOptions`
+    (shared with the CLI) and/or as keywords (typed by :class:`~.options.IngestKwargs`;
+    keywords win):
 
     * ``on_invalid``: ``"raise"`` (default; a batch with any bad row writes
       nothing and the error names every broken rule) or ``"skip"`` (valid rows
@@ -161,7 +166,9 @@ class Ingest:
         self.policy = base
 
     # ------------------------------------------------------------- writers
-    def write_ticks(self, data: Source, **options: Any) -> WriteResult:
+    def write_ticks(
+        self, data: Source, options: IngestOptions | None = None, /, **kw: Unpack[IngestKwargs]
+    ) -> WriteResult:
         """Trades and/or quotes: rows with a price are trades, rows with a bid or ask quotes.
 
         Columns (names matched case-insensitively, common provider spellings
@@ -169,10 +176,17 @@ class Ingest:
         conditions, bid, ask, bid_size, ask_size, source, seq (optional; derived
         deterministically when absent). Timestamps keep nanoseconds.
         """
-        return self._run("ticks", data, **options)
+        return self._run("ticks", data, **(options or _DEFAULTS).merged(kw))
 
-    def write_candles(self, data: Source, *, interval: str | None = None,
-                      **options: Any) -> WriteResult:
+    def write_candles(
+        self,
+        data: Source,
+        options: IngestOptions | None = None,
+        /,
+        *,
+        interval: str | None = None,
+        **kw: Unpack[IngestKwargs],
+    ) -> WriteResult:
         """OHLCV bars of any interval with optional vwap, trade_count, adjusted columns,
         div_cash and split_factor, per ``source`` (default: the file format or ``manual``).
 
@@ -180,21 +194,27 @@ class Ingest:
         (the date as written in the input; give ``tz`` for epoch/UTC inputs of
         non-UTC markets). ``interval`` fills rows without an interval column.
         """
-        return self._run("candles", data, interval=interval, **options)
+        return self._run("candles", data, interval=interval, **(options or _DEFAULTS).merged(kw))
 
-    def write_order_books(self, data: Source, **options: Any) -> WriteResult:
+    def write_order_books(
+        self, data: Source, options: IngestOptions | None = None, /, **kw: Unpack[IngestKwargs]
+    ) -> WriteResult:
         """Order-book snapshots: bid/ask price and size arrays per side, best level first."""
-        return self._run("books", data, **options)
+        return self._run("books", data, **(options or _DEFAULTS).merged(kw))
 
-    def write_options_chain(self, data: Source, **options: Any) -> WriteResult:
+    def write_options_chain(
+        self, data: Source, options: IngestOptions | None = None, /, **kw: Unpack[IngestKwargs]
+    ) -> WriteResult:
         """Options chains: per underlying symbol, quote time, expiration, strike and right:
         bid/ask/last, volume, open interest, implied volatility, Greeks, underlying price."""
-        return self._run("options", data, **options)
+        return self._run("options", data, **(options or _DEFAULTS).merged(kw))
 
-    def write_corporate_actions(self, data: Source, **options: Any) -> WriteResult:
+    def write_corporate_actions(
+        self, data: Source, options: IngestOptions | None = None, /, **kw: Unpack[IngestKwargs]
+    ) -> WriteResult:
         """Splits (``ratio`` = new shares per old share; or split_from/split_to) and cash
         dividends (``amount`` with ex/record/pay/declared dates), with ``known_at``."""
-        return self._run("actions", data, **options)
+        return self._run("actions", data, **(options or _DEFAULTS).merged(kw))
 
     def write_instruments(
         self,

@@ -18,7 +18,7 @@ import weakref
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 import pandas as pd
@@ -54,6 +54,8 @@ from marketdb.services.query._transport import (
 from marketdb.store.schema import tables as t
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from marketdb.store.database import Database
 
     from .ports import Rollup
@@ -456,6 +458,27 @@ class Query:
         """Canonical names of the intervals kept up to date at ingest time."""
         return [parse_interval(i).name for i in self._db.settings.bar_intervals]
 
+    @overload
+    def bars(
+        self, symbols: Symbols, interval: str = ..., start: object = ..., end: object = ..., *,
+        adjusted: bool = ..., as_of: object = ..., source: str | Sequence[str] | None = ...,
+        columns: Sequence[str] | None = ..., output: Literal["pandas"] = ...,
+    ) -> pd.DataFrame: ...
+
+    @overload
+    def bars(
+        self, symbols: Symbols, interval: str = ..., start: object = ..., end: object = ..., *,
+        adjusted: bool = ..., as_of: object = ..., source: str | Sequence[str] | None = ...,
+        columns: Sequence[str] | None = ..., output: Literal["polars"],
+    ) -> pl.DataFrame: ...
+
+    @overload
+    def bars(
+        self, symbols: Symbols, interval: str = ..., start: object = ..., end: object = ..., *,
+        adjusted: bool = ..., as_of: object = ..., source: str | Sequence[str] | None = ...,
+        columns: Sequence[str] | None = ..., output: Literal["arrow"],
+    ) -> pa.Table: ...
+
     def bars(
         self,
         symbols: Symbols,
@@ -750,6 +773,24 @@ class Query:
         return sorted(found, key=lambda s: (rank.get(s, len(rank)), s))[0]
 
     # ----------------------------------------------------------- ticks, quotes
+    @overload
+    def ticks(
+        self, symbols: Symbols, start: object = ..., end: object = ..., *,
+        columns: Sequence[str] | None = ..., output: Literal["pandas"] = ...,
+    ) -> pd.DataFrame: ...
+
+    @overload
+    def ticks(
+        self, symbols: Symbols, start: object = ..., end: object = ..., *,
+        columns: Sequence[str] | None = ..., output: Literal["polars"],
+    ) -> pl.DataFrame: ...
+
+    @overload
+    def ticks(
+        self, symbols: Symbols, start: object = ..., end: object = ..., *,
+        columns: Sequence[str] | None = ..., output: Literal["arrow"],
+    ) -> pa.Table: ...
+
     def ticks(
         self,
         symbols: Symbols,
@@ -767,6 +808,24 @@ class Query:
         """
         cols = _check_columns(columns, _sql.TRADE_COLUMNS, DEFAULT_TICK_COLUMNS, "trades")
         return self._ticklike(t.trades.name, symbols, start, end, cols, output)
+
+    @overload
+    def quotes(
+        self, symbols: Symbols, start: object = ..., end: object = ..., *,
+        columns: Sequence[str] | None = ..., output: Literal["pandas"] = ...,
+    ) -> pd.DataFrame: ...
+
+    @overload
+    def quotes(
+        self, symbols: Symbols, start: object = ..., end: object = ..., *,
+        columns: Sequence[str] | None = ..., output: Literal["polars"],
+    ) -> pl.DataFrame: ...
+
+    @overload
+    def quotes(
+        self, symbols: Symbols, start: object = ..., end: object = ..., *,
+        columns: Sequence[str] | None = ..., output: Literal["arrow"],
+    ) -> pa.Table: ...
 
     def quotes(
         self,
