@@ -110,7 +110,7 @@ def test_renamed_ticker_resolves_everywhere(db: marketdb.MarketDB) -> None:
 def test_unknown_symbols_are_named_with_a_real_command(db: marketdb.MarketDB) -> None:
     with pytest.raises(NotFound, match="NOPE, ZZZ") as err:
         db.instruments.resolve(["nope", "ZZZ"])
-    assert err.value.details == {"missing": ["NOPE", "ZZZ"]}
+    assert err.value.details == {"symbols": ["NOPE", "ZZZ"]}
     assert "marketdb instruments add" in (err.value.hint or "")
     with pytest.raises(NotFound, match="NOPE"):
         db.bars.verify("NOPE")

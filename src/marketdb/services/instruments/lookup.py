@@ -70,7 +70,7 @@ def resolve(
 
     Symbols are matched normalised (:func:`normalize_symbol`). Raises
     :class:`~marketdb.errors.NotFound` naming every unknown one at once
-    (``details={"missing": [...]}``).
+    (``details={"symbols": [...]}``).
     """
     refs = list(refs)
     keys = {ref: _key(ref) for ref in refs}
@@ -113,7 +113,7 @@ def resolve(
         raise NotFound(
             f"unknown instrument{'s' if len(missing) > 1 else ''}: {', '.join(missing)}",
             hint=UNKNOWN_HINT,
-            details={"missing": missing},
+            details={"symbols": missing},
         )
     return {ref: by_key[keys[ref]] for ref in refs}
 
