@@ -120,10 +120,11 @@ _DEFAULTS = IngestOptions()
 class Ingest:
     """Validated, idempotent, all-or-nothing-per-batch writers for market data.
 
-    ``Ingest(db)`` takes a :class:`~marketdb.client.Database` (usually reached as
-    ``db.ingest``). ``on_trades_inserted`` hooks run inside each batch's
-    transaction after its trades are inserted (the bars service keeps bars up
-    to date this way; see :class:`~._writer.TradesHook`). ``batch_size`` rows
+    ``Ingest(db)`` takes a :class:`~marketdb.store.database.Database` (usually
+    reached as ``db.ingest``). ``on_trades_inserted`` hooks run inside each
+    batch's transaction after its trades are inserted (see
+    :class:`~._writer.TradesHook`); ``bars`` (a :class:`~.ports.BarsSink`, the
+    bars service when the client wires it) keeps stored bars up to date this way. ``batch_size`` rows
     are read, validated and committed at a time (memory stays bounded by it).
     ``non_positive_prices`` lists asset classes whose prices may be zero or
     negative (e.g. ``{"future"}`` for spreads and negative-priced futures).
