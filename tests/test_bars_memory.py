@@ -49,6 +49,7 @@ def ns(text: str) -> int:
         ("1d", "session", "1d"),
         ("1w", "week", "1w"),
         ("1mo", "month", "1mo"),
+        ("1M", "month", "1mo"),  # the M rule: capital M is a month, lower-case m a minute
         ("3mo", "month", "3mo"),
         ("1q", "month", "3mo"),
         ("12mo", "month", "12mo"),
@@ -72,7 +73,7 @@ def test_fixed_width() -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["", "5", "m", "0m", "-1m", "1M", "2d", "2w", "5mo", "1x", "tick:0", "tick:1.5", "volume:-3", 5]
+    "text", ["", "5", "m", "0m", "-1m", "2d", "2w", "5mo", "1x", "tick:0", "tick:1.5", "volume:-3", 5]
 )
 def test_parse_interval_rejects(text: object) -> None:
     with pytest.raises(InvalidInput):

@@ -163,7 +163,7 @@ def test_bad_arguments_say_what_to_do(q: Query, market: dict[str, int]) -> None:
     with pytest.raises(InvalidInput, match="output="):
         q.ticks("AAA", output="excel")  # type: ignore[arg-type]
     with pytest.raises(InvalidInput, match="interval"):
-        q.bars("AAA", "1M")
+        q.bars("AAA", "5mo")
 
 
 # --------------------------------------------------------------------- ticks

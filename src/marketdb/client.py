@@ -3,24 +3,23 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-import psycopg
 import sqlalchemy as sa
 
 from marketdb.errors import ConfigurationError, Unavailable
 from marketdb.settings import Settings
 from marketdb.store import migrate
-from marketdb.store.db import create_engine, explain_driver_error, libpq_uri, raw_transaction
-from marketdb.store.embedded import EmbeddedServer, ServerInfo
+from marketdb.store.database import Database, open_database
+from marketdb.store.db import explain_driver_error
+from marketdb.store.embedded import ServerInfo
 
 if TYPE_CHECKING:
     from marketdb.services.accounts import Accounts
     from marketdb.services.bars import Bars
     from marketdb.services.ingest import Ingest
+    from marketdb.services.instruments import Instruments
     from marketdb.services.ops import Ops
     from marketdb.services.query import Query
     from marketdb.services.trading import Trading
@@ -28,39 +27,24 @@ if TYPE_CHECKING:
 __all__ = ["MarketDB", "connect"]
 
 
-class MarketDB:
+class MarketDB(Database):
     """A connection to a marketdb database: engine, settings and the services.
 
     Create it with :func:`marketdb.connect`. Services are attributes
-    (``db.ingest``, ``db.query``, ``db.bars``, ``db.trading``, ``db.accounts``),
-    built on first use. Use it as a context manager or call :meth:`close`.
+    (``db.ingest``, ``db.query``, ``db.bars``, ``db.trading``, ``db.accounts``,
+    ``db.instruments``, ``db.ops``), built on first use. Use it as a context
+    manager or call :meth:`close`.
+
+    ``MarketDB`` is a :class:`~marketdb.store.database.Database` (settings,
+    ``transaction()``, ``raw()``, Arrow reads) plus the services. This class is
+    the one place services are wired together: each gets a plain ``Database``
+    handle and the collaborators it uses (e.g. the bars service as the ingest
+    writer's ``BarsSink`` and as the query service's ``Rollup``).
     """
 
     def __init__(self, settings: Settings, engine: sa.Engine, server: ServerInfo | None = None) -> None:
-        self.settings = settings
-        self.engine = engine
-        self.server = server
-
-    # ----------------------------------------------------------- connections
-    @property
-    def url(self) -> str:
-        """The database URL in libpq form (for psql, ADBC, pg_dump). Contains the password if any."""
-        return libpq_uri(self.engine.url.render_as_string(hide_password=False))
-
-    @contextmanager
-    def transaction(self) -> Iterator[sa.Connection]:
-        """A SQLAlchemy connection inside a transaction (commit on exit, rollback on error)."""
-        try:
-            with self.engine.begin() as conn:
-                yield conn
-        except sa.exc.OperationalError as exc:
-            raise Unavailable(f"database error: {exc.orig}", hint="is the server running?") from exc
-
-    @contextmanager
-    def raw(self) -> Iterator[psycopg.Connection[Any]]:
-        """A psycopg connection inside a transaction, for COPY and hand-written SQL."""
-        with raw_transaction(self.engine) as conn:
-            yield conn
+        super().__init__(settings, engine, server)
+        self._handle = self.handle()
 
     def close(self) -> None:
         """Return pooled connections. The embedded server keeps running for the next process."""
@@ -127,47 +111,51 @@ class MarketDB:
         """Validated, idempotent writers for market data."""
         # Continuous bars: every committed batch of trades folds into the stored bars
         # in the same transaction.
-        from typing import cast
+        from marketdb.services.ingest import Ingest
 
-        from marketdb.services.ingest import Ingest, TradesHook
+        return Ingest(self._handle, bars=self.bars if self.settings.bar_intervals else None)
 
-        hooks = [cast(TradesHook, self.bars.update)] if self.settings.bar_intervals else []
-        return Ingest(self, on_trades_inserted=hooks)
+    @cached_property
+    def instruments(self) -> Instruments:
+        """Instruments and their symbol history: resolve, list, search, add, rename, delist."""
+        from marketdb.services.instruments import Instruments
+
+        return Instruments(self._handle)
 
     @cached_property
     def bars(self) -> Bars:
         """Continuous bars: stored intervals, on-demand roll-ups, verify and repair."""
         from marketdb.services.bars import Bars
 
-        return Bars(self)
+        return Bars(self._handle)
 
     @cached_property
     def query(self) -> Query:
         """Reads into pandas, polars or Arrow."""
         from marketdb.services.query import Query
 
-        return Query(self)
+        return Query(self._handle, rollup=self.bars)
 
     @cached_property
     def trading(self) -> Trading:
         """Strategies, signals, orders, fills, positions, portfolio."""
         from marketdb.services.trading import Trading
 
-        return Trading(self)
+        return Trading(self._handle)
 
     @cached_property
     def ops(self) -> Ops:
         """Maintenance, time-series and retention policies, backup/restore, doctor."""
         from marketdb.services.ops import Ops
 
-        return Ops(self)
+        return Ops(self._handle)
 
     @cached_property
     def accounts(self) -> Accounts:
         """Users, roles, secrets, audit log, posts, subscriptions, configuration."""
         from marketdb.services.accounts import Accounts
 
-        return Accounts(self)
+        return Accounts(self._handle)
 
 
 def connect(
@@ -195,16 +183,10 @@ def connect(
         settings = Settings.from_env(**({"database_url": url} if url else {}), **overrides)
     elif url or overrides:
         settings = settings.model_copy(update={"database_url": url or settings.database_url, **overrides})
-    server: ServerInfo | None = None
-    if settings.database_url:
-        db_url = settings.database_url
-    else:
-        server = EmbeddedServer(settings.home).ensure_running()
-        db_url = server.url
-    engine = create_engine(db_url, settings)
-    db = MarketDB(settings, engine, server)
+    handle = open_database(settings)
+    db = MarketDB(settings, handle.engine, handle.server)
     if migrate_schema is None:
-        migrate_schema = server is not None
+        migrate_schema = db.server is not None
     if check_schema or migrate_schema:
         try:
             _check_schema(db, migrate_schema)

@@ -10,6 +10,11 @@ The subclasses tell the caller how to react:
 * :class:`ConfigurationError` -- fix configuration (URL, keys, extensions).
 * :class:`Unavailable`        -- a dependency is down; retry later.
 * :class:`PermissionDenied`   -- the actor may not do this.
+* :class:`InternalError`      -- marketdb broke its own invariant: a bug to report.
+
+Errors of one area subclass these (e.g. ``SecretIntegrityError`` is an
+``InvalidInput``-like refusal of tampered data); every class lives here so one
+import names them all.
 
 The CLI maps them to exit codes in one place and the HTTP API to status codes
 in one place. Messages never contain secret values.
@@ -20,12 +25,16 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "AuthenticationFailed",
+    "BackupVerificationFailed",
     "ConfigurationError",
     "Conflict",
+    "InternalError",
     "InvalidInput",
     "MarketdbError",
     "NotFound",
     "PermissionDenied",
+    "SecretIntegrityError",
     "Unavailable",
 ]
 
@@ -100,3 +109,34 @@ class PermissionDenied(MarketdbError):
 
     exit_code = 7
     http_status = 403
+
+
+class AuthenticationFailed(PermissionDenied):
+    """Login refused. One message for unknown user, wrong password and inactive account."""
+
+    http_status = 401
+
+
+class SecretIntegrityError(MarketdbError):
+    """A sealed value failed authentication: tampered, copied from another row, or wrong key.
+
+    The message names the master key id and the row binding, never the value.
+    """
+
+    exit_code = 8
+    http_status = 500
+
+
+class BackupVerificationFailed(MarketdbError):
+    """A backup restored into a scratch database does not match its source.
+
+    ``details`` is the :class:`~marketdb.services.ops.backup.VerifyResult`. Keep the
+    previous backup and take a new one.
+    """
+
+
+class InternalError(MarketdbError):
+    """marketdb found its own invariant broken (never the caller's fault): please report it."""
+
+    exit_code = 1
+    http_status = 500

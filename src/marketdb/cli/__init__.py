@@ -18,6 +18,7 @@ from marketdb.cli import accounts as accounts_cmd
 from marketdb.cli import bars as bars_cmd
 from marketdb.cli import db as db_cmd
 from marketdb.cli import demo as demo_cmd
+from marketdb.cli import instruments as instruments_cmd
 from marketdb.cli import ops as ops_cmd
 from marketdb.cli import query as query_cmd
 from marketdb.cli import trading as trading_cmd
@@ -37,6 +38,7 @@ app = typer.Typer(
 app.add_typer(db_cmd.app, name="db")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(bars_cmd.bars_app, name="bars")
+app.add_typer(instruments_cmd.instruments_app, name="instruments")
 app.command("ticks")(query_cmd.ticks)
 app.command("latest")(query_cmd.latest)
 app.command("chart")(query_cmd.chart)

@@ -8,11 +8,12 @@ them to exit codes (``marketdb.cli.main``).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 from rich.progress import (
@@ -24,6 +25,9 @@ from rich.progress import (
 )
 
 from marketdb.cli._common import connect_db, err_console, print_table
+
+if TYPE_CHECKING:  # the ingest service is imported when a command runs, not at CLI start-up
+    from marketdb.services.ingest.options import Crossed, IngestOptions, OnConflict, OnInvalid
 
 __all__ = ["ingest_app"]
 
@@ -100,7 +104,7 @@ class _Bar:
 
 
 def _run(kind: str, paths: list[Path], url: str | None, json_out: bool,
-         rejects: Path | None, **options: Any) -> None:
+         rejects: Path | None, options: IngestOptions, interval: str | None = None) -> None:
     from marketdb.services.ingest import WriteResult
 
     db = connect_db(url, create=True)
@@ -122,7 +126,9 @@ def _run(kind: str, paths: list[Path], url: str | None, json_out: bool,
         ) as progress:
             for path in paths:
                 bar = _Bar(progress, path.name)
-                res = writer(str(path), progress=bar, **options)
+                opts = dataclasses.replace(options, progress=bar)
+                res = (ingest.write_candles(str(path), opts, interval=interval) if kind == "candles"
+                       else writer(str(path), opts))
                 total.merge(res)
                 rows.append(_summary_row(path.name, res))
                 all_rejections.extend((path.name, r) for r in res.rejections)
@@ -131,7 +137,7 @@ def _run(kind: str, paths: list[Path], url: str | None, json_out: bool,
         if json_out:
             print_table(rows, fmt="json")
         else:
-            print_table(rows, title=f"ingest {kind}" + (" (dry run)" if options.get("dry_run")
+            print_table(rows, title=f"ingest {kind}" + (" (dry run)" if options.dry_run
                                                           else ""))
         if total.registered_symbols:
             err_console.print(f"registered {len(total.registered_symbols)} new symbol(s): "
@@ -177,13 +183,16 @@ def _report_rejections(rejections: list[tuple[str, Any]], path: Path | None) -> 
 def _options(on_invalid: str, on_conflict: str, source: str | None, symbol: str | None,
              fmt: str | None, tz: str | None, ts_format: str | None, ts_unit: str | None,
              auto_register: bool, batch_size: int | None, dry_run: bool, crossed: str,
-             column: list[str] | None) -> dict[str, Any]:
-    return {
-        "on_invalid": on_invalid, "on_conflict": on_conflict, "source": source,
-        "symbol": symbol, "format": fmt, "tz": tz, "ts_format": ts_format, "ts_unit": ts_unit,
-        "auto_register": auto_register, "batch_size": batch_size, "dry_run": dry_run,
-        "crossed": crossed, "columns": _columns(column),
-    }
+             column: list[str] | None) -> IngestOptions:
+    # The service checks the choices (and names the allowed values); the CLI passes them on.
+    from marketdb.services.ingest.options import IngestOptions
+
+    return IngestOptions(
+        on_invalid=cast("OnInvalid", on_invalid), on_conflict=cast("OnConflict", on_conflict),
+        source=source, symbol=symbol, format=fmt, tz=tz, ts_format=ts_format, ts_unit=ts_unit,
+        auto_register=auto_register, batch_size=batch_size, dry_run=dry_run,
+        crossed=cast("Crossed", crossed), columns=_columns(column),
+    )
 
 
 @ingest_app.command("ticks")
@@ -196,7 +205,7 @@ def ticks(
     dry_run: DryRunOpt = False, json_out: JsonOpt = False, column: ColumnOpt = None,
 ) -> None:
     """Trades and quotes (rows with a price are trades, rows with a bid/ask are quotes)."""
-    _run("ticks", paths, url, json_out, rejects, **_options(
+    _run("ticks", paths, url, json_out, rejects, _options(
         on_invalid, on_conflict, source, symbol, fmt, tz, ts_format, ts_unit, auto_register,
         batch_size, dry_run, crossed, column))
 
@@ -215,8 +224,7 @@ def candles(
     """OHLCV bars of any interval, with adjusted columns, dividends and split factors."""
     opts = _options(on_invalid, on_conflict, source, symbol, fmt, tz, ts_format, ts_unit,
                     auto_register, batch_size, dry_run, "reject", column)
-    opts.pop("crossed")
-    _run("candles", paths, url, json_out, rejects, interval=interval, **opts)
+    _run("candles", paths, url, json_out, rejects, opts, interval=interval)
 
 
 @ingest_app.command("books")
@@ -229,7 +237,7 @@ def books(
     dry_run: DryRunOpt = False, json_out: JsonOpt = False, column: ColumnOpt = None,
 ) -> None:
     """Order-book snapshots (bid/ask price and size arrays, best level first)."""
-    _run("books", paths, url, json_out, rejects, **_options(
+    _run("books", paths, url, json_out, rejects, _options(
         on_invalid, on_conflict, source, symbol, fmt, tz, ts_format, ts_unit, auto_register,
         batch_size, dry_run, crossed, column))
 
@@ -244,7 +252,7 @@ def options(
     dry_run: DryRunOpt = False, json_out: JsonOpt = False, column: ColumnOpt = None,
 ) -> None:
     """Options chains: bid/ask/last, volume, open interest, implied volatility, Greeks."""
-    _run("options", paths, url, json_out, rejects, **_options(
+    _run("options", paths, url, json_out, rejects, _options(
         on_invalid, on_conflict, source, symbol, fmt, tz, ts_format, ts_unit, auto_register,
         batch_size, dry_run, crossed, column))
 
@@ -260,9 +268,7 @@ def actions(
     """Corporate actions: splits (ratio, or split_from/split_to) and cash dividends."""
     opts = _options(on_invalid, on_conflict, source, symbol, fmt, tz, ts_format, None,
                     auto_register, None, dry_run, "reject", column)
-    opts.pop("crossed")
-    opts.pop("ts_unit")
-    _run("actions", paths, url, json_out, rejects, **opts)
+    _run("actions", paths, url, json_out, rejects, opts)
 
 
 @ingest_app.command("instruments")

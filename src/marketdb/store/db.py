@@ -13,7 +13,14 @@ from sqlalchemy.engine import make_url
 from marketdb.errors import ConfigurationError, MarketdbError, Unavailable
 from marketdb.settings import Settings
 
-__all__ = ["create_engine", "explain_driver_error", "libpq_uri", "raw_transaction", "sqlalchemy_url"]
+__all__ = [
+    "create_engine",
+    "explain_driver_error",
+    "libpq_uri",
+    "raw_transaction",
+    "session_options",
+    "sqlalchemy_url",
+]
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -59,6 +66,14 @@ def explain_driver_error(exc: BaseException) -> MarketdbError | None:
     )
 
 
+def session_options(settings: Settings) -> str:
+    """The libpq ``options`` every marketdb session starts with: UTC, and the statement timeout."""
+    options = "-c timezone=UTC"
+    if settings.statement_timeout_ms:
+        options += f" -c statement_timeout={int(settings.statement_timeout_ms)}"
+    return options
+
+
 def create_engine(url: str, settings: Settings, **kwargs: Any) -> sa.Engine:
     """A pooled SQLAlchemy engine on psycopg 3; every session runs in UTC."""
     low, high = settings.pool_min_size, settings.pool_max_size
@@ -68,9 +83,7 @@ def create_engine(url: str, settings: Settings, **kwargs: Any) -> sa.Engine:
             f"got min {low}, max {high}",
             hint="e.g. marketdb.connect(pool_min_size=5, pool_max_size=20) or MARKETDB_POOL_MAX_SIZE=20",
         )
-    options = "-c timezone=UTC"
-    if settings.statement_timeout_ms:
-        options += f" -c statement_timeout={int(settings.statement_timeout_ms)}"
+    options = session_options(settings)
     engine = sa.create_engine(
         sqlalchemy_url(url),
         pool_pre_ping=True,

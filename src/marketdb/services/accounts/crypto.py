@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Final
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from marketdb.errors import ConfigurationError, InvalidInput, MarketdbError
+from marketdb.errors import ConfigurationError, InvalidInput, SecretIntegrityError
 
 if TYPE_CHECKING:
     from marketdb.settings import Settings
@@ -82,16 +82,6 @@ _KEY_HINT: Final = (
     "'<id>:<base64 key>' in the file named by MARKETDB_MASTER_KEY_FILE "
     "(create one with `marketdb keys generate`)"
 )
-
-
-class SecretIntegrityError(MarketdbError):
-    """A sealed value failed authentication: tampered, copied from another row, or wrong key.
-
-    The message names the master key id and the row binding, never the value.
-    """
-
-    exit_code = 8
-    http_status = 500
 
 
 class SecretValue:

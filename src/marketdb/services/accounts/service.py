@@ -38,7 +38,7 @@ from marketdb.services.accounts.users import AuthenticationFailed, User, UserRef
 from marketdb.store.schema import tables as t
 
 if TYPE_CHECKING:
-    from marketdb.client import MarketDB
+    from marketdb.store.database import Database
 
 __all__ = ["Accounts"]
 
@@ -57,7 +57,7 @@ class Accounts:
 
     def __init__(
         self,
-        db: MarketDB,
+        db: Database,
         *,
         keyring: KeyRing | None = None,
         hasher: PasswordHasher | None = None,

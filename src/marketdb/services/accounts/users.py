@@ -18,7 +18,7 @@ from typing import Any, Final
 
 import sqlalchemy as sa
 
-from marketdb.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from marketdb.errors import AuthenticationFailed, Conflict, InvalidInput, NotFound
 from marketdb.services.accounts import _validate as v
 from marketdb.services.accounts.audit import Actor, audit_as
 from marketdb.services.accounts.passwords import PasswordHasher
@@ -57,12 +57,6 @@ _PUBLIC_COLUMNS: Final = (
     u.c.updated_at,
     u.c.last_login,
 )
-
-
-class AuthenticationFailed(PermissionDenied):
-    """Login refused. One message for unknown user, wrong password and inactive account."""
-
-    http_status = 401
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,11 +26,12 @@ from marketdb.services.bars._recompute import (
 )
 from marketdb.services.bars._store import DERIVED_SOURCE, lock_instruments, trade_reader
 from marketdb.services.bars._update import BarUpdate, update_bars
+from marketdb.services.instruments import resolve
 from marketdb.store.schema import tables as t
 from marketdb.store.timeseries import ensure_partitions
 
 if TYPE_CHECKING:
-    from marketdb.client import MarketDB
+    from marketdb.store.database import Database
 
 __all__ = ["Bars", "maintenance_hook"]
 
@@ -75,7 +76,7 @@ class Bars:
     #: Instruments verified or rebuilt at the same time (each on its own connections).
     workers: int = min(2, os.cpu_count() or 1)
 
-    def __init__(self, db: MarketDB, *, session: SessionMode | None = None) -> None:
+    def __init__(self, db: Database, *, session: SessionMode | None = None) -> None:
         self._db = db
         mode: SessionMode = session or getattr(db.settings, "bar_session", None) or "regular"
         self.calendars = Calendars(session=mode)
@@ -231,7 +232,7 @@ class Bars:
 
         def one(inst_id: int, cal: str | None) -> T:
             if not hasattr(local, "reader"):
-                local.reader, close = trade_reader(self._db.url)
+                local.reader, close = trade_reader(self._db)
                 with lock:
                     readers.append(close)
             with self._db.raw() as conn:
@@ -276,40 +277,32 @@ class Bars:
             ensure_partitions(conn, t.candles.name, lo, row[1] + dt.timedelta(days=2))
 
     def _instruments(self, symbols: Symbols) -> list[tuple[int, str, str | None]]:
-        """(id, symbol, calendar) of the requested instruments, or of all that have data."""
-        inst = sql.Identifier(t.instruments.name)
-        if symbols is None:
-            where = sql.SQL(
-                "EXISTS (SELECT 1 FROM {trades} x WHERE x.instrument_id = i.id) OR "
-                "EXISTS (SELECT 1 FROM {candles} c WHERE c.instrument_id = i.id AND c.source = {src})"
-            ).format(
-                trades=sql.Identifier(t.trades.name),
-                candles=sql.Identifier(t.candles.name),
-                src=sql.Literal(DERIVED_SOURCE),
-            )
-            wanted: list[str | int] = []
-        else:
+        """(id, symbol, calendar) of the requested instruments, or of all that have data.
+
+        Symbols resolve through the instruments service (a former symbol finds its
+        instrument); unknown ones raise NotFound naming all of them.
+        """
+        if symbols is not None:
             wanted = [symbols] if isinstance(symbols, str | int) else list(symbols)
-            ids = [int(s) for s in wanted if isinstance(s, int)]
-            names = [str(s).strip().upper() for s in wanted if not isinstance(s, int)]
-            where = sql.SQL("i.id = ANY({}) OR i.symbol = ANY({})").format(
-                sql.Literal(ids), sql.Literal(names)
-            )
+            with self._db.transaction() as conn:
+                found = resolve(conn, wanted)
+            unique = {r.id: (r.id, r.symbol, r.calendar) for r in found.values()}
+            return [unique[i] for i in sorted(unique)]
+        inst = sql.Identifier(t.instruments.name)
+        where = sql.SQL(
+            "EXISTS (SELECT 1 FROM {trades} x WHERE x.instrument_id = i.id) OR "
+            "EXISTS (SELECT 1 FROM {candles} c WHERE c.instrument_id = i.id AND c.source = {src})"
+        ).format(
+            trades=sql.Identifier(t.trades.name),
+            candles=sql.Identifier(t.candles.name),
+            src=sql.Literal(DERIVED_SOURCE),
+        )
         with self._db.raw() as conn:
             rows = conn.execute(
                 sql.SQL("SELECT i.id, i.symbol, i.calendar FROM {} i WHERE {} ORDER BY i.id").format(
                     inst, where
                 )
             ).fetchall()
-        if symbols is not None:
-            found = {r[0] for r in rows} | {r[1] for r in rows}
-            missing = [
-                s for s in wanted if (s if isinstance(s, int) else str(s).strip().upper()) not in found
-            ]
-            if missing:
-                raise NotFound(
-                    f"unknown instrument(s): {', '.join(map(str, missing))}", hint="check the symbols"
-                )
         return [(int(r[0]), str(r[1]), r[2]) for r in rows]
 
 
@@ -330,7 +323,7 @@ def maintenance_hook(
     """
 
     def bars_step(ctx: Any) -> str | None:
-        report = ctx.db.bars.verify(since=ctx.now - lookback, repair=repair and not ctx.dry_run)
+        report = Bars(ctx.db).verify(since=ctx.now - lookback, repair=repair and not ctx.dry_run)
         return (
             f"bars since {(ctx.now - lookback):%Y-%m-%d %H:%M}: {report.bars_checked} checked, "
             f"{len(report.differences)} differing, {report.repaired} repaired"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -22,6 +22,9 @@ from marketdb.services.bars._copy import copy_in, copy_out
 from marketdb.services.bars._intervals import Interval
 from marketdb.store.schema import tables as t
 from marketdb.store.timeseries import ensure_partitions
+
+if TYPE_CHECKING:
+    from marketdb.store.database import Database
 
 __all__ = [
     "DERIVED_SOURCE",
@@ -175,10 +178,8 @@ class AdbcTrades:
     write of that instrument commits meanwhile), never for the ingest hook.
     """
 
-    def __init__(self, url: str) -> None:
-        import adbc_driver_postgresql.dbapi as adbc
-
-        self._conn = adbc.connect(url)
+    def __init__(self, db: Database) -> None:
+        self._conn = db.arrow_connect(autocommit=False)
 
     def __call__(self, conn: Conn, instrument_id: int, spans: Sequence[tuple[int, int]]) -> pl.DataFrame:
         """Same contract as :func:`fetch_trades`; ``conn`` only renders the SQL."""
@@ -209,10 +210,10 @@ class AdbcTrades:
         self._conn.close()
 
 
-def trade_reader(url: str) -> tuple[TradeReader, Callable[[], None]]:
-    """The fastest bulk trade reader available for ``url`` and a function closing it."""
+def trade_reader(db: Database) -> tuple[TradeReader, Callable[[], None]]:
+    """The fastest bulk trade reader available for ``db`` and a function closing it."""
     try:
-        reader = AdbcTrades(url)
+        reader = AdbcTrades(db)
     except Exception:  # driver missing or cannot connect: psycopg COPY always works
         return fetch_trades, lambda: None
     return reader, reader.close

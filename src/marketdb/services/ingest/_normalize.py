@@ -9,8 +9,6 @@ once: they are mistakes about the input, not about rows.
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +18,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from marketdb.errors import InvalidInput
+from marketdb.services.instruments.symbols import normalize_symbol
+from marketdb.store.intervals import normalize_interval, split_interval
 
 from ._schemas import TS_TYPE, Field, Kind, resolve_columns, snake
 from ._sources import ReadPlan
@@ -37,19 +37,6 @@ __all__ = [
 
 
 # ------------------------------------------------------------------- symbols
-def normalize_symbol(symbol: str) -> str:
-    """The one spelling marketdb stores for a symbol: NFKC, no surrounding space, upper case.
-
-    Punctuation is kept as given (``BRK.B`` and ``BRK-B`` stay different
-    symbols), because providers disagree on it; record both as aliases in
-    symbol history when you need both to resolve.
-    """
-    s = unicodedata.normalize("NFKC", str(symbol)).strip().upper()
-    if not s:
-        raise InvalidInput("a symbol must not be empty", hint="give a ticker such as 'AAPL'")
-    return s
-
-
 def normalize_symbols(arr: pa.Array) -> pa.Array:
     """Vectorised :func:`normalize_symbol`; empty strings become null."""
     s = _text(arr, "symbol")
@@ -58,48 +45,16 @@ def normalize_symbols(arr: pa.Array) -> pa.Array:
 
 
 # ----------------------------------------------------------------- intervals
-_INTERVAL_RE = re.compile(r"^\s*(\d*)\s*([A-Za-z]+)\s*$")
-_UNITS = {
-    "s": "s", "sec": "s", "secs": "s", "second": "s", "seconds": "s",
-    "m": "m", "min": "m", "mins": "m", "minute": "m", "minutes": "m", "t": "m",
-    "h": "h", "hr": "h", "hrs": "h", "hour": "h", "hours": "h",
-    "d": "d", "day": "d", "days": "d", "daily": "d",
-    "w": "w", "wk": "w", "week": "w", "weeks": "w", "weekly": "w",
-    "mo": "mo", "mon": "mo", "month": "mo", "months": "mo", "monthly": "mo",
-    "q": "q", "quarter": "q", "quarterly": "q",
-    "y": "y", "yr": "y", "year": "y", "years": "y", "yearly": "y", "annual": "y",
-}  # fmt: skip
-_DAILY_UNITS = frozenset({"d", "w", "mo"})
-
-
-def normalize_interval(interval: str) -> str:
-    """``"1Min"`` -> ``"1m"``, ``"daily"`` -> ``"1d"``, ``"1M"`` -> ``"1mo"``.
-
-    Canonical units are those the candles table accepts: s, m, h, d, w, mo
-    (quarters and years become 3mo and 12mo). A capital ``M`` alone means month
-    (as in Binance and TradingView), a lower-case ``m`` minute.
-    """
-    m = _INTERVAL_RE.match(str(interval))
-    if not m:
-        raise InvalidInput(f"cannot read interval {interval!r}",
-                           hint="write intervals like 1m, 5m, 1h, 1d, 1w, 1mo")
-    n = int(m.group(1) or 1)
-    raw = m.group(2)
-    unit = "mo" if raw == "M" else _UNITS.get(raw.lower())
-    if unit is None or n <= 0:
-        raise InvalidInput(f"cannot read interval {interval!r}",
-                           hint="write intervals like 1m, 5m, 1h, 1d, 1w, 1mo")
-    if unit == "q":
-        n, unit = n * 3, "mo"
-    elif unit == "y":
-        n, unit = n * 12, "mo"
-    return f"{n}{unit}"
-
-
 def interval_is_daily(interval: str) -> bool:
     """True for day-or-longer intervals, whose bars are dated by trading day."""
-    m = _INTERVAL_RE.match(interval)
-    return bool(m) and m.group(2) in _DAILY_UNITS  # type: ignore[union-attr]
+    try:
+        _, unit = split_interval(interval)
+    except InvalidInput:
+        return False
+    return unit in _DAILY_UNITS
+
+
+_DAILY_UNITS = frozenset({"d", "w", "mo", "q", "y"})
 
 
 # -------------------------------------------------------------------- casts

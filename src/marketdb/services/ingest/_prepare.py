@@ -16,22 +16,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from marketdb.errors import InternalError
+from marketdb.services.instruments.lookup import SymbolSpan
+
 from ._normalize import Normalized
 from ._schemas import QUOTE_COLUMNS, TRADE_COLUMNS, Kind
 from ._seq import SeqAssigner
 from ._validate import Report, ValidationPolicy, find_duplicates, mask, validate
 
 __all__ = ["Prepared", "Preparer", "Resolver", "SymbolSpan"]
-
-
-@dataclass(frozen=True, slots=True)
-class SymbolSpan:
-    """One instrument that carried a symbol during ``[valid_from, valid_to)`` (ns, None = open)."""
-
-    instrument_id: int
-    valid_from: int | None = None
-    valid_to: int | None = None
-    asset_class: str | None = None
 
 
 #: symbols -> spans of the instruments that carried them; unknown symbols are absent.
@@ -112,7 +105,7 @@ class Preparer:
                                "no instrument has this id")
             return table, None, []
         if self.resolver is None:  # pragma: no cover - the service always passes one
-            raise RuntimeError("symbols need a resolver")
+            raise InternalError("symbols need a resolver")
         sym = table.column("symbol").combine_chunks()
         sym_d = pc.dictionary_encode(sym) if not isinstance(sym, pa.DictionaryArray) else sym
         uniq = list(sym_d.dictionary.to_pylist())

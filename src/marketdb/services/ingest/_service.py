@@ -6,7 +6,7 @@ import dataclasses
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import psycopg
 import pyarrow.compute as pc
+from typing_extensions import Unpack
 
 from marketdb.errors import InvalidInput, Unavailable
 
@@ -24,17 +25,18 @@ from ._schemas import KINDS
 from ._sources import DEFAULT_BATCH_SIZE, Source, open_source
 from ._validate import ValidationPolicy
 from ._writer import SPECS, TradesHook, bump_versions, ts_range, write_table
+from .options import IngestKwargs, IngestOptions, Progress
 from .results import WriteResult
 
 if TYPE_CHECKING:
-    from marketdb.client import MarketDB
+    from marketdb.store.database import Database
+
+    from .ports import BarsSink
 
 __all__ = ["Ingest", "Progress"]
 
 log = logging.getLogger(__name__)
 
-#: progress(rows_read_so_far, total_rows_or_None) after every batch
-Progress = Callable[[int, int | None], None]
 
 _ON_INVALID = ("raise", "skip")
 _ON_CONFLICT = ("ignore", "update")
@@ -68,7 +70,7 @@ def _file_source(data: Any, fmt: str | None) -> str | None:
 class _Resolver:
     """Symbol -> instrument spans for one call, cached; registers unknown symbols if asked."""
 
-    def __init__(self, db: MarketDB, *, auto_register: bool, source: str | None,
+    def __init__(self, db: Database, *, auto_register: bool, source: str | None,
                  dry_run: bool) -> None:
         self.db = db
         self.auto_register = auto_register and not dry_run
@@ -101,18 +103,35 @@ class _Resolver:
         return {i for i in ids if self.ids.get(i)}
 
 
+def _sink_hook(sink: BarsSink) -> TradesHook:
+    """A :class:`BarsSink` as the writer's trades hook."""
+
+    def hook(
+        conn: psycopg.Connection[Any], rows: Any, *, inserted: int, received: int, replaced: bool
+    ) -> None:
+        sink.update(conn, rows, inserted=inserted, received=received, replaced=replaced)
+
+    return hook
+
+
+_DEFAULTS = IngestOptions()
+
+
 class Ingest:
     """Validated, idempotent, all-or-nothing-per-batch writers for market data.
 
-    ``Ingest(db)`` takes a :class:`~marketdb.client.MarketDB` (usually reached as
-    ``db.ingest``). ``on_trades_inserted`` hooks run inside each batch's
-    transaction after its trades are inserted (the bars service keeps bars up
-    to date this way; see :class:`~._writer.TradesHook`). ``batch_size`` rows
+    ``Ingest(db)`` takes a :class:`~marketdb.store.database.Database` (usually
+    reached as ``db.ingest``). ``on_trades_inserted`` hooks run inside each
+    batch's transaction after its trades are inserted (see
+    :class:`~._writer.TradesHook`); ``bars`` (a :class:`~.ports.BarsSink`, the
+    bars service when the client wires it) keeps stored bars up to date this way. ``batch_size`` rows
     are read, validated and committed at a time (memory stays bounded by it).
     ``non_positive_prices`` lists asset classes whose prices may be zero or
     negative (e.g. ``{"future"}`` for spreads and negative-priced futures).
 
-    Every writer takes the same keywords:
+    Every writer takes the same options, as an :class:`~.options.IngestOptions`
+    (shared with the CLI) and/or as keywords (typed by :class:`~.options.IngestKwargs`;
+    keywords win):
 
     * ``on_invalid``: ``"raise"`` (default; a batch with any bad row writes
       nothing and the error names every broken rule) or ``"skip"`` (valid rows
@@ -129,15 +148,18 @@ class Ingest:
 
     def __init__(
         self,
-        db: MarketDB,
+        db: Database,
         *,
         on_trades_inserted: Iterable[TradesHook] = (),
+        bars: BarsSink | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
         policy: ValidationPolicy | None = None,
         non_positive_prices: Iterable[str] | None = None,
     ) -> None:
         self.db = db
         self.on_trades_inserted: list[TradesHook] = list(on_trades_inserted)
+        if bars is not None:
+            self.on_trades_inserted.append(_sink_hook(bars))
         self.batch_size = batch_size
         base = policy or ValidationPolicy()
         if non_positive_prices is not None:
@@ -145,7 +167,9 @@ class Ingest:
         self.policy = base
 
     # ------------------------------------------------------------- writers
-    def write_ticks(self, data: Source, **options: Any) -> WriteResult:
+    def write_ticks(
+        self, data: Source, options: IngestOptions | None = None, /, **kw: Unpack[IngestKwargs]
+    ) -> WriteResult:
         """Trades and/or quotes: rows with a price are trades, rows with a bid or ask quotes.
 
         Columns (names matched case-insensitively, common provider spellings
@@ -153,10 +177,17 @@ class Ingest:
         conditions, bid, ask, bid_size, ask_size, source, seq (optional; derived
         deterministically when absent). Timestamps keep nanoseconds.
         """
-        return self._run("ticks", data, **options)
+        return self._run("ticks", data, **(options or _DEFAULTS).merged(kw))
 
-    def write_candles(self, data: Source, *, interval: str | None = None,
-                      **options: Any) -> WriteResult:
+    def write_candles(
+        self,
+        data: Source,
+        options: IngestOptions | None = None,
+        /,
+        *,
+        interval: str | None = None,
+        **kw: Unpack[IngestKwargs],
+    ) -> WriteResult:
         """OHLCV bars of any interval with optional vwap, trade_count, adjusted columns,
         div_cash and split_factor, per ``source`` (default: the file format or ``manual``).
 
@@ -164,21 +195,27 @@ class Ingest:
         (the date as written in the input; give ``tz`` for epoch/UTC inputs of
         non-UTC markets). ``interval`` fills rows without an interval column.
         """
-        return self._run("candles", data, interval=interval, **options)
+        return self._run("candles", data, interval=interval, **(options or _DEFAULTS).merged(kw))
 
-    def write_order_books(self, data: Source, **options: Any) -> WriteResult:
+    def write_order_books(
+        self, data: Source, options: IngestOptions | None = None, /, **kw: Unpack[IngestKwargs]
+    ) -> WriteResult:
         """Order-book snapshots: bid/ask price and size arrays per side, best level first."""
-        return self._run("books", data, **options)
+        return self._run("books", data, **(options or _DEFAULTS).merged(kw))
 
-    def write_options_chain(self, data: Source, **options: Any) -> WriteResult:
+    def write_options_chain(
+        self, data: Source, options: IngestOptions | None = None, /, **kw: Unpack[IngestKwargs]
+    ) -> WriteResult:
         """Options chains: per underlying symbol, quote time, expiration, strike and right:
         bid/ask/last, volume, open interest, implied volatility, Greeks, underlying price."""
-        return self._run("options", data, **options)
+        return self._run("options", data, **(options or _DEFAULTS).merged(kw))
 
-    def write_corporate_actions(self, data: Source, **options: Any) -> WriteResult:
+    def write_corporate_actions(
+        self, data: Source, options: IngestOptions | None = None, /, **kw: Unpack[IngestKwargs]
+    ) -> WriteResult:
         """Splits (``ratio`` = new shares per old share; or split_from/split_to) and cash
         dividends (``amount`` with ex/record/pay/declared dates), with ``known_at``."""
-        return self._run("actions", data, **options)
+        return self._run("actions", data, **(options or _DEFAULTS).merged(kw))
 
     def write_instruments(
         self,

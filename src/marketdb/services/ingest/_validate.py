@@ -243,6 +243,15 @@ class Report:
             "on_invalid='skip' (CLI: --on-invalid skip) to write the valid rows and get "
             "the rejected ones back in WriteResult.rejections"
         )
+        if "unknown_symbol" in rules:
+            # Skipping would drop every row of the unknown symbols: registering them is the fix.
+            hint = (
+                "register the symbols first (`marketdb instruments add SYMBOL`, "
+                "`marketdb ingest instruments FILE`, or db.instruments.add), or create them "
+                "while writing with auto_register=True (CLI: --auto-register)"
+            )
+            if len(rules) > 1:
+                hint += "; fix the other rows and re-run (stored rows are deduplicated)"
         if written_rows:
             hint += f"; {written_rows} rows of earlier batches of this input were already written"
         return InvalidInput(

@@ -1,4 +1,8 @@
-"""The security master: upsert instruments, record renames and delistings, resolve symbols.
+"""The security master's ingest side: upsert instruments from files and frames.
+
+Renames, delistings and symbol resolution live in the instruments service
+(:mod:`marketdb.services.instruments`); the functions of the same names here
+delegate to it, so ``db.ingest.rename_symbol`` / ``delist`` keep working.
 
 * Symbols are stored in one spelling (:func:`normalize_symbol`: NFKC, trimmed,
   upper case).
@@ -19,7 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -27,27 +31,34 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from marketdb.errors import Conflict, InvalidInput, NotFound
+from marketdb.errors import InvalidInput, NotFound
+from marketdb.services.instruments import history as _history
+from marketdb.services.instruments.history import day_start, record_delisting
+from marketdb.services.instruments.lookup import known_ids, symbol_spans
+from marketdb.services.instruments.lookup import symbol_spans as load_spans
 from marketdb.store.schema import tables as t
 
-from ._normalize import Normalizer, normalize_symbol
-from ._prepare import SymbolSpan
+from ._normalize import Normalizer
 from ._schemas import INSTRUMENTS, resolve_columns
 from ._sources import DEFAULT_BATCH_SIZE, open_source
 from ._validate import ValidationPolicy, check_common
 from .results import WriteResult
 
 if TYPE_CHECKING:
-    from marketdb.client import MarketDB
+    from marketdb.store.database import Database
 
 __all__ = [
     "asset_class_of",
     "delist",
+    "known_ids",
     "load_spans",
     "register_symbols",
     "rename_symbol",
+    "symbol_spans",
     "upsert_instruments",
 ]
+
+register_symbols = _history.register_symbols
 
 _ASSET_CLASSES = {
     "stock": "stock", "stocks": "stock", "equity": "stock", "equities": "stock", "cs": "stock",
@@ -60,7 +71,6 @@ _ASSET_CLASSES = {
     "future": "future", "futures": "future", "option": "option", "options": "option",
     "bond": "bond", "bonds": "bond", "fixed_income": "bond", "other": "other", "otc": "stock",
 }  # fmt: skip
-_EPOCH_FLOOR = dt.datetime(1900, 1, 1, tzinfo=dt.UTC)
 
 
 def asset_class_of(text: str | None) -> str | None:
@@ -174,7 +184,7 @@ _UPDATABLE = tuple(
 
 
 def upsert_instruments(
-    db: MarketDB,
+    db: Database,
     data: Any,
     *,
     replace_metadata: bool = False,
@@ -240,14 +250,14 @@ def upsert_instruments(
                 conn.execute(
                     pg_insert(t.symbol_history).values([
                         {"instrument_id": r.id, "symbol": r.symbol, "reason": "listing",
-                         "valid_from": _day_start(r.listed_at) or sa.func.now()}
+                         "valid_from": day_start(r.listed_at) or sa.func.now()}
                         for r in fresh
                     ]).on_conflict_do_nothing()
                 )
         _link_underlyings(conn, [r for r in seen.values() if r.underlying])
         for r in seen.values():
             if r.values.get("is_active") is False and r.values.get("delisted_at"):
-                _record_delisting(conn, r.values["symbol"], _day_start(r.values["delisted_at"]))
+                record_delisting(conn, r.values["symbol"], day_start(r.values["delisted_at"]))
     result.seconds = time.perf_counter() - start
     result.batches = 1
     return result
@@ -255,14 +265,6 @@ def upsert_instruments(
 
 def _chunks(items: list[_Row], size: int) -> list[list[_Row]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
-
-
-def _day_start(d: dt.date | dt.datetime | None) -> dt.datetime | None:
-    if d is None:
-        return None
-    if isinstance(d, dt.datetime):
-        return d if d.tzinfo else d.replace(tzinfo=dt.UTC)
-    return dt.datetime(d.year, d.month, d.day, tzinfo=dt.UTC)
 
 
 def _link_underlyings(conn: sa.Connection, rows: list[_Row]) -> None:
@@ -284,157 +286,13 @@ def _link_underlyings(conn: sa.Connection, rows: list[_Row]) -> None:
                      .values(underlying_id=ids[r.underlying]))
 
 
-def _instrument_by_symbol(conn: sa.Connection, symbol: str) -> Any:
-    inst = t.instruments
-    row = conn.execute(sa.select(inst.c.id, inst.c.symbol, inst.c.listed_at, inst.c.is_active)
-                       .where(inst.c.symbol == symbol)).first()
-    if row is None:
-        raise NotFound(f"no instrument has the symbol {symbol!r}",
-                       hint="check the spelling, or register it with write_instruments")
-    return row
-
-
-def _open_span(conn: sa.Connection, instrument_id: int, symbol: str, listed: dt.datetime | None,
-               until: dt.datetime) -> None:
-    """Make sure the instrument has a span for ``symbol`` and close it at ``until``."""
-    h = t.symbol_history
-    closed = conn.execute(
-        sa.update(h)
-        .where(h.c.instrument_id == instrument_id, h.c.symbol == symbol, h.c.valid_to.is_(None),
-               h.c.valid_from < until)
-        .values(valid_to=until)
-    ).rowcount
-    if not closed:
-        start = listed if listed is not None and listed < until else _EPOCH_FLOOR
-        conn.execute(pg_insert(h).values(instrument_id=instrument_id, symbol=symbol,
-                                         valid_from=start, valid_to=until, reason="listing")
-                     .on_conflict_do_nothing())
-
-
-def rename_symbol(db: MarketDB, old: str, new: str, *, effective: dt.datetime | dt.date) -> int:
-    """Record that the instrument called ``old`` is called ``new`` from ``effective`` on.
-
-    Data stored or ingested later under ``old`` for times before ``effective``
-    still resolves to the instrument. Returns the instrument id.
-    """
-    old_s, new_s = normalize_symbol(old), normalize_symbol(new)
-    at = _aware(effective)
-    inst = t.instruments
+def rename_symbol(db: Database, old: str, new: str, *, effective: dt.datetime | dt.date) -> int:
+    """Record a ticker change (see :meth:`marketdb.services.instruments.Instruments.rename`)."""
     with db.transaction() as conn:
-        row = _instrument_by_symbol(conn, old_s)
-        holder = conn.execute(sa.select(inst.c.id).where(inst.c.symbol == new_s)).scalar()
-        if holder is not None and holder != row.id:
-            raise Conflict(
-                f"the symbol {new_s!r} already belongs to another instrument (id {holder})",
-                hint="rename or delist that instrument first",
-            )
-        _open_span(conn, row.id, old_s, _day_start(row.listed_at), at)
-        conn.execute(pg_insert(t.symbol_history).values(
-            instrument_id=row.id, symbol=new_s, valid_from=at, reason="rename"
-        ).on_conflict_do_nothing())
-        conn.execute(sa.update(inst).where(inst.c.id == row.id)
-                     .values(symbol=new_s, updated_at=sa.func.now()))
-        return int(row.id)
+        return _history.rename(conn, old, new, effective=effective)
 
 
-def delist(db: MarketDB, symbol: str, *, at: dt.datetime | dt.date) -> int:
-    """Mark the instrument inactive from ``at`` and record it in the symbol history."""
+def delist(db: Database, symbol: str, *, at: dt.datetime | dt.date) -> int:
+    """Mark an instrument delisted (see :meth:`marketdb.services.instruments.Instruments.delist`)."""
     with db.transaction() as conn:
-        return _record_delisting(conn, normalize_symbol(symbol), _aware(at))
-
-
-def _record_delisting(conn: sa.Connection, symbol: str, at: dt.datetime | None) -> int:
-    if at is None:
-        raise InvalidInput("a delisting needs its date")
-    row = _instrument_by_symbol(conn, symbol)
-    h = t.symbol_history
-    already = conn.execute(sa.select(h.c.id).where(
-        h.c.instrument_id == row.id, h.c.reason == "delisting", h.c.valid_from == at)).first()
-    if already is None:
-        _open_span(conn, row.id, symbol, _day_start(row.listed_at), at)
-        conn.execute(pg_insert(h).values(instrument_id=row.id, symbol=symbol, valid_from=at,
-                                         reason="delisting").on_conflict_do_nothing())
-    conn.execute(sa.update(t.instruments).where(t.instruments.c.id == row.id)
-                 .values(is_active=False, delisted_at=at.date(), updated_at=sa.func.now()))
-    return int(row.id)
-
-
-def _aware(v: dt.datetime | dt.date) -> dt.datetime:
-    if isinstance(v, dt.datetime):
-        if v.tzinfo is None:
-            raise InvalidInput("give an aware datetime (with tzinfo) or a date")
-        return v.astimezone(dt.UTC)
-    return dt.datetime(v.year, v.month, v.day, tzinfo=dt.UTC)
-
-
-def _ns(v: dt.datetime | None) -> int | None:
-    if v is None:
-        return None
-    if v.year < 1678:
-        return None
-    if v.year > 2261:
-        return None
-    return int(np.datetime64(v.astimezone(dt.UTC).replace(tzinfo=None), "ns").astype(np.int64))
-
-
-def load_spans(conn: sa.Connection, symbols: Sequence[str]) -> dict[str, list[SymbolSpan]]:
-    """Dated spans of every instrument that carried each symbol, then its current holder."""
-    if not symbols:
-        return {}
-    inst, h = t.instruments, t.symbol_history
-    out: dict[str, list[SymbolSpan]] = {}
-    rows = conn.execute(
-        sa.select(h.c.symbol, h.c.instrument_id, h.c.valid_from, h.c.valid_to, inst.c.asset_class)
-        .join(inst, inst.c.id == h.c.instrument_id)
-        .where(h.c.symbol.in_(list(symbols)))
-        .order_by(h.c.symbol, h.c.valid_from)
-    ).all()
-    for r in rows:
-        out.setdefault(r.symbol, []).append(
-            SymbolSpan(int(r.instrument_id), _ns(r.valid_from), _ns(r.valid_to), r.asset_class)
-        )
-    holders = conn.execute(
-        sa.select(inst.c.symbol, inst.c.id, inst.c.asset_class).where(
-            inst.c.symbol.in_(list(symbols)))
-    ).all()
-    for h_row in holders:
-        out.setdefault(h_row.symbol, []).append(
-            SymbolSpan(int(h_row.id), None, None, h_row.asset_class))
-    return out
-
-
-def register_symbols(conn: sa.Connection, symbols: Sequence[str], *, source: str | None
-                     ) -> list[str]:
-    """Create bare instruments for ``symbols`` that no instrument carries (asset class 'other').
-
-    Returns the symbols actually created. Concurrent writers registering the
-    same symbol are safe (``ON CONFLICT DO NOTHING``).
-    """
-    if not symbols:
-        return []
-    inst = t.instruments
-    meta = {"auto_registered": True}
-    if source:
-        meta["source"] = source  # type: ignore[assignment]
-    out = conn.execute(
-        pg_insert(inst)
-        .values([{"symbol": s, "asset_class": "other", "metadata": meta} for s in symbols])
-        .on_conflict_do_nothing()
-        .returning(inst.c.id, inst.c.symbol)
-    ).all()
-    if out:
-        conn.execute(
-            pg_insert(t.symbol_history).values([
-                {"instrument_id": r.id, "symbol": r.symbol, "reason": "listing",
-                 "valid_from": _EPOCH_FLOOR} for r in out
-            ]).on_conflict_do_nothing()
-        )
-    return [r.symbol for r in out]
-
-
-def known_ids(conn: sa.Connection, ids: Sequence[int]) -> set[int]:
-    """Which of ``ids`` are instrument ids."""
-    if not ids:
-        return set()
-    return set(conn.execute(sa.select(t.instruments.c.id).where(
-        t.instruments.c.id.in_([int(i) for i in ids]))).scalars().all())
+        return _history.delist(conn, symbol, at=at)

@@ -43,11 +43,18 @@ import sqlalchemy as sa
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
-from marketdb.errors import ConfigurationError, Conflict, InvalidInput, MarketdbError, NotFound
+from marketdb.errors import (
+    BackupVerificationFailed,
+    ConfigurationError,
+    Conflict,
+    InvalidInput,
+    MarketdbError,
+    NotFound,
+)
 from marketdb.store.db import libpq_uri
 
 if TYPE_CHECKING:
-    from marketdb.client import MarketDB
+    from marketdb.store.database import Database
 
 __all__ = [
     "BackupResult",
@@ -70,14 +77,6 @@ _VERSION: Final = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?")
 _DUMPED_BY: Final = re.compile(r"Dumped by pg_dump version:\s*(\d+)")
 _MAX_DBNAME: Final = 63
 _STDERR_TAIL: Final = 12
-
-
-class BackupVerificationFailed(MarketdbError):
-    """A backup restored into a scratch database does not match its source.
-
-    ``details`` is the :class:`VerifyResult`. Keep the previous backup and
-    take a new one.
-    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,7 +235,7 @@ def _stderr_tail(text: str) -> str:
     return "\n".join(lines[-_STDERR_TAIL:]) or "(no output)"
 
 
-def _server_major(db: MarketDB) -> int:
+def _server_major(db: Database) -> int:
     with db.engine.connect() as conn:
         return int(conn.execute(sa.text("SHOW server_version_num")).scalar_one()) // 10000
 
@@ -286,7 +285,7 @@ def manifest_path(path: Path) -> Path:
 
 
 @contextlib.contextmanager
-def _admin(db: MarketDB) -> Iterator[psycopg.Connection[Any]]:
+def _admin(db: Database) -> Iterator[psycopg.Connection[Any]]:
     """An autocommit connection to the server of ``db`` (CREATE/DROP DATABASE)."""
     try:
         conn = psycopg.connect(db.url, autocommit=True)
@@ -296,14 +295,14 @@ def _admin(db: MarketDB) -> Iterator[psycopg.Connection[Any]]:
         yield conn
 
 
-def _drop_database(db: MarketDB, name: str) -> None:
+def _drop_database(db: Database, name: str) -> None:
     with _admin(db) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 # ----------------------------------------------------------------- backup
 def backup(
-    db: MarketDB,
+    db: Database,
     path: str | os.PathLike[str],
     *,
     verify: bool = False,
@@ -416,7 +415,7 @@ def backup(
     return result
 
 
-def _table_args(db: MarketDB, tables: Sequence[str], tool: PgTool) -> list[str]:
+def _table_args(db: Database, tables: Sequence[str], tool: PgTool) -> list[str]:
     """pg_dump arguments selecting ``tables`` with their partitions; unknown names are an error."""
     with db.raw() as conn:
         known = {
@@ -480,7 +479,7 @@ class BaseBackupResult:
     seconds: float
 
 
-def base_backup(db: MarketDB, path: str | os.PathLike[str]) -> BaseBackupResult:
+def base_backup(db: Database, path: str | os.PathLike[str]) -> BaseBackupResult:
     """``pg_basebackup`` of the server of ``db`` into the new directory ``path``.
 
     Plain format with the WAL needed to make it consistent streamed alongside
@@ -545,7 +544,7 @@ def _check_dbname(name: str) -> None:
 
 
 def restore(
-    db: MarketDB,
+    db: Database,
     path: str | os.PathLike[str],
     database: str,
     *,
@@ -615,7 +614,7 @@ def restore(
     )
 
 
-def _create_database(db: MarketDB, name: str) -> None:
+def _create_database(db: Database, name: str) -> None:
     with _admin(db) as conn:
         if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
             raise Conflict(
@@ -643,7 +642,7 @@ def _read_manifest(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) and data.get("format") == MANIFEST_FORMAT else None
 
 
-def verify_backup(db: MarketDB, path: str | os.PathLike[str]) -> VerifyResult:
+def verify_backup(db: Database, path: str | os.PathLike[str]) -> VerifyResult:
     """Restore ``path`` into a scratch database, compare row counts, drop the scratch database.
 
     Counts are compared with the manifest written by :func:`backup` when it has

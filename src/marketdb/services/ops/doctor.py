@@ -34,8 +34,8 @@ from marketdb.store import timeseries
 from marketdb.store.schema import TIMESERIES_TABLES, metadata
 
 if TYPE_CHECKING:
-    from marketdb.client import MarketDB
     from marketdb.services.accounts.crypto import KeyRing
+    from marketdb.store.database import Database
 
 __all__ = ["Check", "CheckStatus", "DoctorReport", "diagnose"]
 
@@ -261,7 +261,7 @@ def _clickhouse(settings: Settings) -> Iterable[Check]:
 
 
 # -------------------------------------------------------------- postgres
-def _postgres(db: MarketDB, now: dt.datetime) -> Iterable[Check]:
+def _postgres(db: Database, now: dt.datetime) -> Iterable[Check]:
     where = "the embedded server" if db.server else mask_url(db.url)
     try:
         with db.engine.connect() as conn:
@@ -289,7 +289,7 @@ def _postgres(db: MarketDB, now: dt.datetime) -> Iterable[Check]:
     yield from _schema(db, now)
 
 
-def _schema(db: MarketDB, now: dt.datetime) -> Iterable[Check]:
+def _schema(db: Database, now: dt.datetime) -> Iterable[Check]:
     from alembic.script import ScriptDirectory
 
     from marketdb.store import migrate
@@ -357,7 +357,7 @@ def _describe_diff(diff: Any) -> str:
     return str(diff)
 
 
-def _audit_trigger(db: MarketDB) -> Iterable[Check]:
+def _audit_trigger(db: Database) -> Iterable[Check]:
     with db.engine.connect() as conn:
         rows = conn.execute(
             sa.text(
@@ -380,7 +380,7 @@ def _audit_trigger(db: MarketDB) -> Iterable[Check]:
         yield Check("health", "audit log", "ok", "append-only (UPDATE, DELETE and TRUNCATE are rejected)")
 
 
-def _timeseries(db: MarketDB, now: dt.datetime) -> Iterable[Check]:
+def _timeseries(db: Database, now: dt.datetime) -> Iterable[Check]:
     with db.engine.connect() as conn:
         backend = timeseries.current_backend(conn)
         policies = [p for p in list_policies(conn) if p.kind == "timeseries"]
@@ -496,7 +496,7 @@ def _timescaledb(
         yield Check("health", "policies", "ok", "every configured policy has its TimescaleDB job")
 
 
-def _row_retention(db: MarketDB) -> Iterable[Check]:
+def _row_retention(db: Database) -> Iterable[Check]:
     from marketdb.services.ops.policies import check_time_column
 
     with db.engine.connect() as conn:
@@ -527,7 +527,7 @@ def _row_retention(db: MarketDB) -> Iterable[Check]:
         )
 
 
-def _scratch_databases(db: MarketDB) -> Iterable[Check]:
+def _scratch_databases(db: Database) -> Iterable[Check]:
     """Scratch databases left by an interrupted backup verification."""
     with db.engine.connect() as conn:
         names = list(
@@ -547,7 +547,7 @@ def _scratch_databases(db: MarketDB) -> Iterable[Check]:
         )
 
 
-def _keys(db: MarketDB, keyring: KeyRing) -> Iterable[Check]:
+def _keys(db: Database, keyring: KeyRing) -> Iterable[Check]:
     from marketdb.services.accounts.vault import key_status
 
     with db.engine.connect() as conn:
@@ -575,7 +575,7 @@ def _embedded_exists(settings: Settings) -> bool:
 
 
 def diagnose(
-    settings: Settings, db: MarketDB | None = None, *, now: dt.datetime | None = None
+    settings: Settings, db: Database | None = None, *, now: dt.datetime | None = None
 ) -> DoctorReport:
     """Run every check. Connects (without migrating) when ``db`` is None.
 
@@ -583,14 +583,14 @@ def diagnose(
     configuration becomes a failed check.
     """
     checks, keyring = _configured(settings)
-    own: MarketDB | None = None
+    own: Database | None = None
     if db is None and not settings.database_url and not _embedded_exists(settings):
         pass  # reported under "configured": doctor never creates a database
     elif db is None:
         try:
-            import marketdb
+            from marketdb.store.database import open_database
 
-            db = own = marketdb.connect(settings=settings, migrate_schema=False, check_schema=False)
+            db = own = open_database(settings)
         except MarketdbError as exc:
             checks.append(Check("reachable", "postgresql", "fail", exc.message, exc.hint))
     try:

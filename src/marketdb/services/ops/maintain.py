@@ -44,7 +44,7 @@ from marketdb.store import timeseries
 from marketdb.store.schema import TIMESERIES_TABLES, metadata
 
 if TYPE_CHECKING:
-    from marketdb.client import MarketDB
+    from marketdb.store.database import Database
 
 __all__ = [
     "MaintainContext",
@@ -123,7 +123,7 @@ class MaintainContext:
     summary for the report, or None.
     """
 
-    db: MarketDB
+    db: Database
     now: dt.datetime
     dry_run: bool
     actor: Actor
@@ -180,7 +180,7 @@ def _error(step: str, table: str | None, action: str, exc: BaseException) -> Mai
 
 # --------------------------------------------------------------- the steps
 def _partitions_ahead(
-    db: MarketDB, policies: Sequence[PolicyInfo], now: dt.datetime, days_ahead: int, dry_run: bool
+    db: Database, policies: Sequence[PolicyInfo], now: dt.datetime, days_ahead: int, dry_run: bool
 ) -> Iterable[MaintainStep]:
     today = now.astimezone(UTC).date()
     for p in policies:
@@ -207,7 +207,7 @@ def _partitions_ahead(
 
 
 def _partition_retention(
-    db: MarketDB, policy: PolicyInfo, now: dt.datetime, dry_run: bool, actor: Actor
+    db: Database, policy: PolicyInfo, now: dt.datetime, dry_run: bool, actor: Actor
 ) -> Iterable[MaintainStep]:
     assert policy.retain_for is not None
     cutoff = now - policy.retain_for
@@ -274,7 +274,7 @@ def _expired_rows(table: sa.Table, column: str, cutoff: dt.datetime) -> tuple[sa
 
 
 def _row_retention(
-    db: MarketDB, policy: PolicyInfo, now: dt.datetime, dry_run: bool, batch_size: int, actor: Actor
+    db: Database, policy: PolicyInfo, now: dt.datetime, dry_run: bool, batch_size: int, actor: Actor
 ) -> Iterable[MaintainStep]:
     assert policy.retain_for is not None
     assert policy.time_column is not None
@@ -344,7 +344,7 @@ def _run_hooks(ctx: MaintainContext, hooks: Sequence[MaintainHook]) -> Iterable[
 
 # -------------------------------------------------------------------- run
 def run_maintain(
-    db: MarketDB,
+    db: Database,
     *,
     now: dt.datetime | None = None,
     dry_run: bool = False,
@@ -392,7 +392,7 @@ def run_maintain(
 
 
 def _steps(
-    db: MarketDB,
+    db: Database,
     now: dt.datetime,
     dry_run: bool,
     days_ahead: int,

@@ -15,7 +15,7 @@ from marketdb.services.ops import policies as _policies
 from marketdb.services.ops.policies import UNSET, IntervalArg, PolicyInfo, Unset
 
 if TYPE_CHECKING:
-    from marketdb.client import MarketDB
+    from marketdb.store.database import Database
 
 __all__ = ["Ops"]
 
@@ -35,7 +35,7 @@ class Ops:
     (default: ``system``).
     """
 
-    def __init__(self, db: MarketDB, *, actor: Actor | None = None) -> None:
+    def __init__(self, db: Database, *, actor: Actor | None = None) -> None:
         self.db = db
         self.actor = actor or SYSTEM
         #: Extra maintain steps, run in order after retention. Each takes a

@@ -15,18 +15,19 @@ import re
 import threading
 import warnings
 import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from marketdb.errors import ConfigurationError, InvalidInput, NotFound
+from marketdb.errors import ConfigurationError, InvalidInput
 from marketdb.services.bars import Interval, parse_interval
+from marketdb.services.instruments import resolve
 from marketdb.services.query import _sql
 from marketdb.services.query._adjust import (
     ADJUSTED_PRICE_COLUMNS,
@@ -53,7 +54,11 @@ from marketdb.services.query._transport import (
 from marketdb.store.schema import tables as t
 
 if TYPE_CHECKING:
-    from marketdb.client import MarketDB
+    import polars as pl
+
+    from marketdb.store.database import Database
+
+    from .ports import Rollup
 
 __all__ = [
     "DEFAULT_BAR_COLUMNS",
@@ -332,14 +337,16 @@ class Query:
 
     def __init__(
         self,
-        db: MarketDB,
+        db: Database,
         *,
+        rollup: Rollup | None = None,
         transport: TransportName = "auto",
         source_preference: Sequence[str] | None = None,
         max_workers: int = 4,
         cache_mb: float | None = None,
     ) -> None:
         self._db = db
+        self._rollup_service = rollup
         self._transport_name = transport
         self._transport: Transport | None = None
         configured = getattr(db.settings, "bar_source_preference", None)
@@ -418,39 +425,15 @@ class Query:
     def _resolve(self, symbols: Symbols) -> tuple[list[_Instrument], bool]:
         """Instruments of ``symbols`` (sorted by symbol) and whether a list was given.
 
-        Current symbols first; a symbol an instrument used to have (from
-        ``symbol_history``) still finds it. Unknown symbols raise NotFound
-        listing all of them.
+        Resolved by the instruments service: current symbols first; a symbol an
+        instrument used to have (from ``symbol_history``) still finds it. Unknown
+        symbols raise NotFound listing all of them.
         """
         names, multi = _normalize_symbols(symbols)
-        import sqlalchemy as sa
-
-        inst = t.instruments
-        hist = t.symbol_history
-        with self._db.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(inst.c.symbol, inst.c.id, inst.c.calendar, inst.c.data_version).where(
-                    inst.c.symbol.in_(names)
-                )
-            ).all()
-            found = {r.symbol: _Instrument(r.id, r.symbol, r.calendar, r.data_version) for r in rows}
-            missing = [n for n in names if n not in found]
-            if missing:
-                old = conn.execute(
-                    sa.select(hist.c.symbol, inst.c.id, inst.c.calendar, inst.c.data_version)
-                    .join(inst, inst.c.id == hist.c.instrument_id)
-                    .where(hist.c.symbol.in_(missing))
-                    .order_by(hist.c.symbol, hist.c.valid_from.desc())
-                ).all()
-                for r in old:
-                    found.setdefault(r.symbol, _Instrument(r.id, r.symbol, r.calendar, r.data_version))
-        missing = sorted(n for n in names if n not in found)
-        if missing:
-            raise NotFound(
-                f"unknown symbol{'s' if len(missing) > 1 else ''}: {', '.join(missing)}",
-                hint="check the spelling, or add the instrument (marketdb instruments add / ingest)",
-                details={"symbols": missing},
-            )
+        with self._db.transaction() as conn:
+            resolved = resolve(conn, names)
+        # Rows are labelled with the symbol asked for (a former symbol reads as itself).
+        found = {n: _Instrument(r.id, str(n), r.calendar, r.data_version) for n, r in resolved.items()}
         return [found[n] for n in sorted(names)], multi
 
     def _finish(
@@ -474,6 +457,27 @@ class Query:
     def stored_intervals(self) -> list[str]:
         """Canonical names of the intervals kept up to date at ingest time."""
         return [parse_interval(i).name for i in self._db.settings.bar_intervals]
+
+    @overload
+    def bars(
+        self, symbols: Symbols, interval: str = ..., start: object = ..., end: object = ..., *,
+        adjusted: bool = ..., as_of: object = ..., source: str | Sequence[str] | None = ...,
+        columns: Sequence[str] | None = ..., output: Literal["pandas"] = ...,
+    ) -> pd.DataFrame: ...
+
+    @overload
+    def bars(
+        self, symbols: Symbols, interval: str = ..., start: object = ..., end: object = ..., *,
+        adjusted: bool = ..., as_of: object = ..., source: str | Sequence[str] | None = ...,
+        columns: Sequence[str] | None = ..., output: Literal["polars"],
+    ) -> pl.DataFrame: ...
+
+    @overload
+    def bars(
+        self, symbols: Symbols, interval: str = ..., start: object = ..., end: object = ..., *,
+        adjusted: bool = ..., as_of: object = ..., source: str | Sequence[str] | None = ...,
+        columns: Sequence[str] | None = ..., output: Literal["arrow"],
+    ) -> pa.Table: ...
 
     def bars(
         self,
@@ -589,15 +593,15 @@ class Query:
         CALL SITE for the bars service's on-demand roll-up (from the finest
         stored interval that divides ``iv``, or from trades for activity bars
         and intervals nothing divides). Agreed interface, see docs/query.md:
-        ``db.bars.rollup(instrument_id, interval, start, end, source=...)``
-        returning an Arrow table with ``ts`` and the candle columns.
+        :class:`~marketdb.services.query.ports.Rollup` (the bars service, wired by the
+        client; a ``Query`` built on its own makes one) returning an Arrow table with
+        ``ts`` and the candle columns.
         """
-        rollup: Callable[..., pa.Table] | None = getattr(self._db.bars, "rollup", None)
-        if rollup is None:
-            raise NotFound(
-                f"no stored {iv.name} bars, and on-demand roll-up is not available yet",
-                hint=f"use a stored interval ({', '.join(self.stored_intervals())})",
-            )
+        if self._rollup_service is None:
+            from marketdb.services.bars import Bars
+
+            self._rollup_service = Bars(self._db)
+        rollup = self._rollup_service.rollup
         source = sources[0] if sources else "trades"
         parts = []
         for inst in insts:
@@ -769,6 +773,24 @@ class Query:
         return sorted(found, key=lambda s: (rank.get(s, len(rank)), s))[0]
 
     # ----------------------------------------------------------- ticks, quotes
+    @overload
+    def ticks(
+        self, symbols: Symbols, start: object = ..., end: object = ..., *,
+        columns: Sequence[str] | None = ..., output: Literal["pandas"] = ...,
+    ) -> pd.DataFrame: ...
+
+    @overload
+    def ticks(
+        self, symbols: Symbols, start: object = ..., end: object = ..., *,
+        columns: Sequence[str] | None = ..., output: Literal["polars"],
+    ) -> pl.DataFrame: ...
+
+    @overload
+    def ticks(
+        self, symbols: Symbols, start: object = ..., end: object = ..., *,
+        columns: Sequence[str] | None = ..., output: Literal["arrow"],
+    ) -> pa.Table: ...
+
     def ticks(
         self,
         symbols: Symbols,
@@ -786,6 +808,24 @@ class Query:
         """
         cols = _check_columns(columns, _sql.TRADE_COLUMNS, DEFAULT_TICK_COLUMNS, "trades")
         return self._ticklike(t.trades.name, symbols, start, end, cols, output)
+
+    @overload
+    def quotes(
+        self, symbols: Symbols, start: object = ..., end: object = ..., *,
+        columns: Sequence[str] | None = ..., output: Literal["pandas"] = ...,
+    ) -> pd.DataFrame: ...
+
+    @overload
+    def quotes(
+        self, symbols: Symbols, start: object = ..., end: object = ..., *,
+        columns: Sequence[str] | None = ..., output: Literal["polars"],
+    ) -> pl.DataFrame: ...
+
+    @overload
+    def quotes(
+        self, symbols: Symbols, start: object = ..., end: object = ..., *,
+        columns: Sequence[str] | None = ..., output: Literal["arrow"],
+    ) -> pa.Table: ...
 
     def quotes(
         self,

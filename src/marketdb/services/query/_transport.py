@@ -28,13 +28,14 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-import numpy as np
 import pyarrow as pa
 
-from marketdb.errors import ConfigurationError, InvalidInput, Unavailable
+from marketdb.errors import ConfigurationError, InternalError, InvalidInput, Unavailable
+from marketdb.store.copy import WIRE, decode_fixed
+from marketdb.store.errors import sqlstate, translate
 
 if TYPE_CHECKING:
-    from marketdb.client import MarketDB
+    from marketdb.store.database import Database
 
 __all__ = [
     "AdbcTransport",
@@ -62,20 +63,6 @@ _ARROW_TYPES: dict[str, pa.DataType] = {
     "text": pa.string(),
     "float8[]": pa.list_(pa.float64()),
 }
-#: Fixed-width PostgreSQL binary types: (numpy big-endian dtype, byte width).
-_FIXED: dict[str, str] = {
-    "timestamptz": ">i8",
-    "date": ">i4",
-    "int2": ">i2",
-    "int4": ">i4",
-    "int8": ">i8",
-    "float4": ">f4",
-    "float8": ">f8",
-    "bool": "u1",
-}
-_PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 in Unix microseconds
-_PG_EPOCH_DAYS = 10_957
-_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 
 Column = tuple[str, str]
 """(output name, PostgreSQL type name) of one result column."""
@@ -103,9 +90,7 @@ def empty_table(columns: Sequence[Column]) -> pa.Table:
 def _conform(table: pa.Table, columns: Sequence[Column]) -> pa.Table:
     """Rename to the expected names and cast to the expected Arrow types."""
     if table.num_columns != len(columns):
-        raise RuntimeError(
-            f"query returned {table.num_columns} columns, expected {len(columns)}"
-        )
+        raise InternalError(f"query returned {table.num_columns} columns, expected {len(columns)}")
     arrays = []
     for col, (_name, pg) in zip(table.columns, columns, strict=True):
         want = _ARROW_TYPES[pg]
@@ -121,29 +106,17 @@ class AdbcTransport:
 
     name = "adbc"
 
-    def __init__(self, uri: str, *, pool_size: int = 4) -> None:
-        try:
-            import adbc_driver_postgresql.dbapi as adbc
-        except ImportError as exc:  # pragma: no cover - a core dependency
-            raise ConfigurationError(
-                "the ADBC PostgreSQL driver is not installed",
-                hint="pip install adbc-driver-postgresql, or use transport='copy'",
-            ) from exc
-        self._dbapi = adbc
-        self._uri = uri
+    def __init__(self, db: Database, *, pool_size: int = 4) -> None:
+        self._dbapi = db.arrow_driver()  # ConfigurationError when missing: make_transport falls back
+        self._db = db
         self._pool_size = pool_size
         self._idle: list[Any] = []
         self._lock = threading.Lock()
         self._pid = os.getpid()
 
     def _connect(self) -> Any:
-        try:
-            return self._dbapi.connect(self._uri, autocommit=True)
-        except Exception as exc:
-            raise Unavailable(
-                f"ADBC cannot connect to PostgreSQL: {exc}",
-                hint="check that the server runs; or use Query(db, transport='copy')",
-            ) from exc
+        # The database's session options (UTC, statement_timeout) apply to these reads too.
+        return self._db.arrow_connect(autocommit=True)
 
     @contextmanager
     def _connection(self) -> Iterator[Any]:
@@ -179,7 +152,7 @@ class AdbcTransport:
                 cur.execute(query)
                 table = cur.fetch_arrow_table()
             except self._dbapi.Error as exc:
-                raise _db_error(exc) from exc
+                raise _db_error(exc, self._dbapi) from exc
             finally:
                 cur.close()
         return _conform(table, columns)
@@ -195,11 +168,14 @@ class AdbcTransport:
                 log.debug("closing an ADBC connection failed", exc_info=True)
 
 
-def _db_error(exc: Exception) -> Exception:
-    text = str(exc)
-    if "connection" in text.lower() and ("closed" in text.lower() or "refused" in text.lower()):
-        return Unavailable(f"database unavailable: {text}", hint="retry when the server is back")
-    return InvalidInput(f"the database refused the query: {text}")
+def _db_error(exc: Exception, dbapi: Any) -> Exception:
+    """A driver error as a marketdb error: by SQLSTATE, else by the DB-API error class."""
+    mapped = translate(exc, connection_only=True)
+    if mapped is not None:
+        return mapped
+    if isinstance(exc, dbapi.OperationalError) and sqlstate(exc) is None:
+        return Unavailable(f"database unavailable: {exc}", hint="retry when the server is back")
+    return InvalidInput(f"the database refused the query: {exc}")
 
 
 # --------------------------------------------------------------------- COPY
@@ -208,7 +184,7 @@ class CopyTransport:
 
     name = "copy"
 
-    def __init__(self, db: MarketDB) -> None:
+    def __init__(self, db: Database) -> None:
         self._db = db
 
     def fetch(self, query: str, columns: Sequence[Column]) -> pa.Table:
@@ -216,7 +192,7 @@ class CopyTransport:
         from psycopg import sql
 
         inner = sql.SQL(query)  # composed by _sql: identifiers and Literals only
-        fixed = all(pg in _FIXED for _, pg in columns)
+        fixed = all(pg in WIRE for _, pg in columns)
         arrays = any(pg.endswith("[]") for _, pg in columns)
         with self._db.raw() as conn, conn.cursor() as cur:
             if fixed:
@@ -247,33 +223,16 @@ def _decode_fixed(data: bytes, columns: Sequence[Column]) -> pa.Table | None:
     Returns None when a row does not have the expected layout (a NULL), so the
     caller can fall back to the row-by-row loader.
     """
-    if not data.startswith(_SIGNATURE):
-        raise RuntimeError("not a PostgreSQL binary COPY stream")
-    ext = int.from_bytes(data[15:19], "big")
-    body = memoryview(data)[19 + ext : len(data) - 2]  # skip header and the -1 trailer
-    fields: list[tuple[str, str]] = [("n", ">i2")]
-    widths = []
-    for i, (_, pg) in enumerate(columns):
-        dtype = np.dtype(_FIXED[pg])
-        fields += [(f"l{i}", ">i4"), (f"v{i}", dtype.str)]
-        widths.append(dtype.itemsize)
-    row = np.dtype(fields)
-    if len(body) % row.itemsize:
+    decoded = decode_fixed(data, [pg for _, pg in columns])
+    if decoded is None:
         return None
-    rows = np.frombuffer(body, dtype=row)
-    if len(rows) and (rows["n"] != len(columns)).any():
-        return None
-    for i, w in enumerate(widths):
-        if len(rows) and (rows[f"l{i}"] != w).any():
-            return None
     arrays = []
     for i, (_, pg) in enumerate(columns):
-        v = rows[f"v{i}"]
-        native = v.astype(v.dtype.newbyteorder("="))
+        native = decoded[f"f{i}"]
         if pg == "timestamptz":
-            arrays.append(pa.array(native + _PG_EPOCH_US, type=pa.int64()).cast(_ARROW_TYPES[pg]))
+            arrays.append(pa.array(native, type=pa.int64()).cast(_ARROW_TYPES[pg]))
         elif pg == "date":
-            arrays.append(pa.array(native + _PG_EPOCH_DAYS, type=pa.int32()).cast(pa.date32()))
+            arrays.append(pa.array(native, type=pa.int32()).cast(pa.date32()))
         elif pg == "bool":
             arrays.append(pa.array(native.astype(bool)))
         else:
@@ -321,13 +280,13 @@ def _rows_to_table(rows: list[tuple[Any, ...]], columns: Sequence[Column]) -> pa
 
 
 # ------------------------------------------------------------------ choice
-def make_transport(db: MarketDB, name: TransportName = "auto") -> Transport:
+def make_transport(db: Database, name: TransportName = "auto") -> Transport:
     """Build the transport ``name``; ``auto`` prefers ADBC, else COPY."""
     if name == "copy":
         return CopyTransport(db)
     if name in ("adbc", "auto"):
         try:
-            return AdbcTransport(db.url)
+            return AdbcTransport(db)
         except ConfigurationError:
             if name == "adbc":
                 raise

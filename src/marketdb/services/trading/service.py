@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import sqlalchemy as sa
 
-from marketdb.errors import Conflict, InvalidInput, NotFound
 from marketdb.services.accounts.permissions import require_active, require_actor
 from marketdb.services.accounts.users import resolve_user
 from marketdb.services.trading import fills as _fills
@@ -51,30 +50,11 @@ from marketdb.services.trading.records import (
 from marketdb.services.trading.state import OrderStatus, SignalStatus
 
 if TYPE_CHECKING:
-    from marketdb.client import MarketDB
+    from marketdb.store.database import Database
 
 __all__ = ["SignalExecution", "Trading"]
 
 Number = Decimal | int | str
-
-
-def _database_error(exc: sa.exc.DBAPIError) -> Exception | None:
-    """Map a constraint violation that slipped past validation to a marketdb error."""
-    orig = exc.orig
-    state = getattr(orig, "sqlstate", None) or ""
-    diag = getattr(orig, "diag", None)
-    constraint = getattr(diag, "constraint_name", None)
-    table = getattr(diag, "table_name", None)
-    where = f" ({table}.{constraint})" if table and constraint else ""
-    if state == "23514":
-        return InvalidInput(f"value rejected by a database check{where}: {orig}")
-    if state == "23505":
-        return Conflict(f"duplicate{where}: {orig}")
-    if state == "23503":
-        return NotFound(f"a referenced row does not exist{where}: {orig}")
-    if state in ("23502", "22003", "22P02", "22023"):
-        return InvalidInput(f"invalid value{where}: {orig}")
-    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +69,7 @@ def _maybe(record: type[R], row: Mapping[str, Any] | None) -> R | None:
     return None if row is None else record.from_row(row)
 
 
-def _user_id(db: MarketDB, user: uuid.UUID | str) -> uuid.UUID:
+def _user_id(db: Database, user: uuid.UUID | str) -> uuid.UUID:
     """The id of a user given by id or username (:class:`NotFound` if unknown)."""
     with db.transaction() as conn:
         return resolve_user(conn, user)
@@ -138,7 +118,7 @@ class Trading:
         "seed_examples": ("instruments", "create"),
     }
 
-    def __init__(self, db: MarketDB, *, actor: Actor | None = None) -> None:
+    def __init__(self, db: Database, *, actor: Actor | None = None) -> None:
         self._db = db
         self.actor = actor if actor is not None else Actor()
 
@@ -184,20 +164,17 @@ class Trading:
 
     @contextmanager
     def _tx(self, method: str | None = None) -> Iterator[sa.Connection]:
-        """One transaction; for a mutating ``method`` the actor's permission is checked in it first."""
-        try:
-            with self._db.transaction() as conn:
-                if method is not None:
-                    resource, action = self.PERMISSIONS[method]
-                    require_actor(conn, self.actor, resource, action)
-                else:
-                    require_active(conn, self.actor)
-                yield conn
-        except (sa.exc.IntegrityError, sa.exc.DataError) as exc:
-            mapped = _database_error(exc)
-            if mapped is None:
-                raise
-            raise mapped from exc
+        """One transaction; for a mutating ``method`` the actor's permission is checked in it first.
+
+        A constraint violation that slipped past validation becomes a marketdb error (by SQLSTATE).
+        """
+        with self._db.transaction(translate_errors=True) as conn:
+            if method is not None:
+                resource, action = self.PERMISSIONS[method]
+                require_actor(conn, self.actor, resource, action)
+            else:
+                require_active(conn, self.actor)
+            yield conn
 
     # ------------------------------------------------------------ strategies
     def create_strategy(

@@ -19,13 +19,17 @@ def _log_step(ctx: Any, step: Any, heads: Any, run_args: Any) -> None:
     conn = ctx.connection
     if conn.execute(sa.text("SELECT to_regclass('migration_log')")).scalar() is None:
         return  # before 0008, or 0008 itself just downgraded
-    from marketdb import __version__
+    from importlib.metadata import PackageNotFoundError, version
 
+    try:
+        marketdb_version = version("marketdb")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        marketdb_version = "unknown"
     conn.execute(
         sa.text(
             "INSERT INTO migration_log (revision, direction, marketdb_version) VALUES (:r, :d, :v)"
         ),
-        {"r": step.up_revision_id, "d": "upgrade" if step.is_upgrade else "downgrade", "v": __version__},
+        {"r": step.up_revision_id, "d": "upgrade" if step.is_upgrade else "downgrade", "v": marketdb_version},
     )
 
 
