@@ -509,8 +509,10 @@ def timescaledb_jobs(conn: sa.Connection) -> list[JobState]:
         sa.text(
             """
             SELECT j.job_id, j.proc_name, j.hypertable_name, j.scheduled, s.last_run_status,
-                   coalesce(s.total_failures, 0), s.next_start, j.schedule_interval,
-                   e.err_message, e.finish_time
+                   coalesce(s.total_failures, 0),
+                   CASE WHEN isfinite(s.next_start) THEN s.next_start END,  -- never run: -infinity
+                   j.schedule_interval, e.err_message,
+                   CASE WHEN isfinite(e.finish_time) THEN e.finish_time END
             FROM timescaledb_information.jobs j
             LEFT JOIN timescaledb_information.job_stats s ON s.job_id = j.job_id
             LEFT JOIN LATERAL (
