@@ -423,8 +423,9 @@ class NativePartitions:
             ),
         )
 
-    def _has_default(self, conn: Any, table: str) -> bool:
-        return any(b.strip() == "DEFAULT" for _, b in _all_partitions(conn, table))
+    def _default(self, conn: Any, table: str) -> str | None:
+        """Name of the default partition of ``table``, if it has one."""
+        return next((name for name, b in _all_partitions(conn, table) if b.strip() == "DEFAULT"), None)
 
     def _create(self, conn: Any, table: str, bounds: Sequence[tuple[dt.datetime, dt.datetime]]) -> list[str]:
         """Create the partitions of ``bounds`` that do not exist, moving default-partition rows in."""
@@ -434,7 +435,7 @@ class NativePartitions:
             return []
         _lock_table(conn, table)
         existing = {name for name, _ in list_partitions(conn, table)}
-        default = default_partition_name(table) if self._has_default(conn, table) else None
+        default = self._default(conn, table)
         created = []
         for lo, hi in missing:
             name = partition_name(table, lo)
@@ -442,43 +443,53 @@ class NativePartitions:
                 continue
             parked = 0
             if default is not None:
-                # The new range must not hold rows in the default partition: move them out first
-                # (same transaction, so a failure loses nothing), then put them back through the parent.
-                _exec(
-                    conn,
-                    sql.SQL("CREATE TEMP TABLE _marketdb_parked (LIKE {}) ON COMMIT DROP").format(
-                        sql.Identifier(table)
-                    ),
-                )
-                n = _exec(
-                    conn,
-                    sql.SQL(
-                        "WITH moved AS (DELETE FROM {} WHERE ts >= {} AND ts < {} RETURNING *), "
-                        "kept AS (INSERT INTO _marketdb_parked SELECT * FROM moved RETURNING 1) "
-                        "SELECT count(*) FROM kept"
-                    ).format(sql.Identifier(default), sql.Literal(lo), sql.Literal(hi)),
-                )
-                parked = int(n[0][0]) if n else 0
+                parked = self._park(conn, table, default, lo, hi)
             _exec(
                 conn,
                 sql.SQL("CREATE TABLE IF NOT EXISTS {} PARTITION OF {} FOR VALUES FROM ({}) TO ({})").format(
                     sql.Identifier(name), sql.Identifier(table), sql.Literal(lo), sql.Literal(hi)
                 ),
             )
-            if default is not None:
-                if parked:
-                    _exec(
-                        conn,
-                        sql.SQL("INSERT INTO {} SELECT * FROM _marketdb_parked").format(
-                            sql.Identifier(table)
-                        ),
-                    )
-                    _log.info("moved %d row(s) of %s from the default partition into %s", parked, table, name)
+            if parked:
+                _exec(
+                    conn,
+                    sql.SQL("INSERT INTO {} SELECT * FROM _marketdb_parked").format(sql.Identifier(table)),
+                )
                 _exec(conn, "DROP TABLE _marketdb_parked")
+                _log.info("moved %d row(s) of %s from the default partition into %s", parked, table, name)
             created.append(name)
         if created:
             _log.info("created %d partition(s) of %s: %s", len(created), table, ", ".join(created))
         return created
+
+    def _park(self, conn: Any, table: str, default: str, lo: dt.datetime, hi: dt.datetime) -> int:
+        """Move the default partition's rows in [lo, hi) to a temporary table; how many.
+
+        PostgreSQL refuses to create a partition whose range has rows in the default
+        partition. The rows go back through the parent once the partition exists, in the
+        same transaction, so a failure loses nothing.
+        """
+        dflt = sql.Identifier(default)
+        lo_l, hi_l = sql.Literal(lo), sql.Literal(hi)
+        exists = sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE ts >= {} AND ts < {})")
+        any_rows = _exec(conn, exists.format(dflt, lo_l, hi_l))
+        if not any_rows or not any_rows[0][0]:
+            return 0
+        _exec(
+            conn,
+            sql.SQL("CREATE TEMP TABLE _marketdb_parked (LIKE {}) ON COMMIT DROP").format(
+                sql.Identifier(table)
+            ),
+        )
+        n = _exec(
+            conn,
+            sql.SQL(
+                "WITH moved AS (DELETE FROM {} WHERE ts >= {} AND ts < {} RETURNING *), "
+                "kept AS (INSERT INTO _marketdb_parked SELECT * FROM moved RETURNING 1) "
+                "SELECT count(*) FROM kept"
+            ).format(dflt, lo_l, hi_l),
+        )
+        return int(n[0][0]) if n else 0
 
     def ensure_partitions(
         self, conn: Any, table: str, start: dt.datetime | dt.date, end: dt.datetime | dt.date
@@ -509,9 +520,10 @@ class NativePartitions:
 
     def settle(self, conn: Any, table: str, *, dry_run: bool = False) -> tuple[list[str], int]:
         """Create the partitions the default partition's rows belong to and move the rows there."""
-        if not self._has_default(conn, table):
+        name = self._default(conn, table)
+        if name is None:
             return [], 0
-        default = sql.Identifier(default_partition_name(table))
+        default = sql.Identifier(name)
         rows = _exec(conn, sql.SQL("SELECT count(*) FROM {}").format(default))
         n = int(rows[0][0]) if rows else 0
         if n == 0:
