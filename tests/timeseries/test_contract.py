@@ -68,9 +68,10 @@ def _stored(db: marketdb.MarketDB, table: str) -> list[tuple[Any, ...]]:
 
 
 def _where(db: marketdb.MarketDB, table: str) -> dict[dt.datetime, str]:
-    """ts -> the physical table (partition or chunk) holding the row."""
+    """ts -> the physical table (partition or chunk) holding the row (bars derived by maintain aside)."""
+    only = " WHERE source = 'vendor'" if table == "candles" else ""
     with db.transaction() as conn:
-        rows = conn.execute(sa.text(f"SELECT ts, tableoid::regclass::text FROM {table}")).all()
+        rows = conn.execute(sa.text(f"SELECT ts, tableoid::regclass::text FROM {table}{only}")).all()
     return {r[0]: r[1] for r in rows}
 
 
@@ -206,3 +207,29 @@ def test_policies_apply_on_the_backend(backend_db: marketdb.MarketDB) -> None:
     else:
         with pytest.raises(marketdb.Conflict, match="overlap"):
             ops.set_policy("quotes", partition_interval="7 days")
+
+
+def test_psql_inserts_into_every_time_series_table(backend_db: marketdb.MarketDB) -> None:
+    """The acceptance of issue 13 item 3, literally: psql, a fresh database, years apart."""
+    import subprocess
+
+    from marketdb.services.ops.backup import find_tool
+
+    psql = find_tool("psql", min_major=14, prefer_wheel=True)
+    iid = _instrument(backend_db)
+    script = []
+    for stmt in RAW_INSERTS.values():
+        for ts in WHEN:
+            script.append(stmt.replace(":iid", str(iid)).replace(":ts", f"'{ts.isoformat()}'") + ";")
+    proc = subprocess.run(
+        [str(psql.path), "--no-password", "-v", "ON_ERROR_STOP=1", f"--dbname={backend_db.url}"],
+        input="\n".join(script),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("INSERT 0 1") == len(RAW_INSERTS) * len(WHEN)
+    assert Ops(backend_db).maintain(now=WHEN[1]).ok
+    for table in TIMESERIES_TABLES:
+        assert sorted(_where(backend_db, table)) == list(WHEN), table
