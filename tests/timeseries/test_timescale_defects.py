@@ -114,9 +114,8 @@ def test_doctor_shows_a_failing_timescaledb_job(backend_db: marketdb.MarketDB) -
                 sa.text("SELECT add_job('marketdb_test_broken_job', '1 hour', initial_start => now())")
             ).scalar_one()
         )
-    healthy_before = [
-        c for c in Ops(backend_db).doctor().by_name("timescaledb jobs") if str(job_id) in c.detail
-    ]
+    label = f"job {job_id} (marketdb_test_broken_job)"
+    healthy_before = [c for c in Ops(backend_db).doctor().by_name("timescaledb jobs") if label in c.detail]
     assert healthy_before == []  # not run yet: neither failing nor overdue
     with backend_db.transaction() as conn:
         conn.execute(sa.text("SELECT _timescaledb_functions.restart_background_workers()"))
@@ -125,7 +124,7 @@ def test_doctor_shows_a_failing_timescaledb_job(backend_db: marketdb.MarketDB) -
     report = Ops(backend_db).doctor()
     jobs = [c for c in report.by_name("timescaledb jobs") if c.status == "fail"]
     assert len(jobs) == 1, report.by_name("timescaledb jobs")
-    assert f"job {job_id} (marketdb_test_broken_job)" in jobs[0].detail
+    assert label in jobs[0].detail
     assert "this job always fails" in jobs[0].detail
     assert "job_errors" in (jobs[0].hint or "")
     assert not report.ok
