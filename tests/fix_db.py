@@ -14,6 +14,7 @@ import itertools
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -48,14 +49,40 @@ class TestServer:
         with self.admin() as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
             if template:
-                conn.execute(
-                    sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                        sql.Identifier(name), sql.Identifier(template)
-                    )
+                stmt = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                    sql.Identifier(name), sql.Identifier(template)
                 )
+                for attempt in itertools.count():
+                    # A template must have no sessions. TimescaleDB's scheduler connects to every
+                    # database with the extension; close_template() keeps it out, and any session
+                    # that slipped in before is ended here.
+                    conn.execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = %s AND pid <> pg_backend_pid()",
+                        [template],
+                    )
+                    try:
+                        conn.execute(stmt)
+                        break
+                    except psycopg.errors.ObjectInUse:
+                        if attempt >= 20:
+                            raise
+                        time.sleep(0.1)
             else:
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         return self.url_for(name)
+
+    def close_template(self, name: str) -> None:
+        """No new sessions on ``name`` (TimescaleDB's scheduler skips it too); end the open ones."""
+        with self.admin() as conn:
+            conn.execute(
+                sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(sql.Identifier(name))
+            )
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                [name],
+            )
 
     def drop_database(self, name: str) -> None:
         with self.admin() as conn:
@@ -93,6 +120,7 @@ def template_db(pg_server: TestServer) -> str:
     url = pg_server.create_database(name)
     db = marketdb.connect(url, migrate_schema=True, home=pg_server.home)
     db.close()
+    pg_server.close_template(name)
     return name
 
 

@@ -507,6 +507,10 @@ def test_concurrent_folds_into_the_same_bars(db: marketdb.MarketDB) -> None:
     url = db.url
     with psycopg.connect(url) as c1, psycopg.connect(url) as c2:
         ensure_partitions(c1, "trades", dt.date(2024, 3, 8), dt.date(2024, 3, 8))
+        # On TimescaleDB the chunk appears with its first row: make it now, or c2's COPY would
+        # wait for c1's uncommitted chunk and the test would hang.
+        c1.execute("INSERT INTO trades (instrument_id, ts, price) VALUES (%s, '2024-03-08 15:00Z', 1)", [iid])
+        c1.execute("DELETE FROM trades WHERE instrument_id = %s", [iid])
         c1.commit()
         for conn, rows in ((c1, a), (c2, b)):
             with (

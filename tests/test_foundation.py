@@ -196,17 +196,23 @@ def test_native_partitions_are_created_for_the_range_written(db: marketdb.Market
     assert names == created
 
 
-def test_rows_outside_every_partition_are_rejected_not_swallowed(db: marketdb.MarketDB) -> None:
+def test_rows_outside_every_partition_land_in_the_default_partition(db: marketdb.MarketDB) -> None:
     if db.status()["timeseries_backend"] != "native":
         pytest.skip("native partitioning only")
     with db.transaction() as conn:
         iid = _instrument(conn)
-    with pytest.raises(sa.exc.IntegrityError, match="no partition"), db.transaction() as conn:
         conn.execute(
             sa.insert(t.trades).values(
                 instrument_id=iid, ts=dt.datetime(2031, 5, 5, tzinfo=UTC), price=1.0, size=1.0
             )
         )
+        where = conn.execute(sa.text("SELECT tableoid::regclass::text FROM trades")).scalar_one()
+        # Creating the partition of that day moves the row into it, in the same transaction.
+        created = timeseries.ensure_partitions(conn, "trades", dt.date(2031, 5, 5), dt.date(2031, 5, 5))
+        moved = conn.execute(sa.text("SELECT tableoid::regclass::text, price FROM trades")).one()
+    assert where == "trades_default"
+    assert created == ["trades_p20310505"]
+    assert tuple(moved) == ("trades_p20310505", 1.0)
 
 
 def test_bogus_ranges_do_not_create_thousands_of_partitions(db: marketdb.MarketDB) -> None:

@@ -74,7 +74,10 @@ def test_maintain_dry_run_and_run(run: Any) -> None:
     out = run("maintain", "--dry-run", "--now", "2024-03-10T12:00", "-f", "json").output
     steps = _json(out)
     assert steps
-    assert {s["status"] for s in steps} == {"planned"}
+    statuses = {s["status"] for s in steps}
+    # TimescaleDB creates chunks and runs retention itself: its partitions step is "skipped".
+    assert "planned" in statuses
+    assert statuses <= {"planned", "skipped"}
     table = run("maintain", "--now", "2024-03-10T12:00").output
     assert "maintain" in table
     assert "error(s)" in table

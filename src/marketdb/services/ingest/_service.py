@@ -24,7 +24,7 @@ from ._prepare import Prepared, Preparer, SymbolSpan
 from ._schemas import KINDS
 from ._sources import DEFAULT_BATCH_SIZE, Source, open_source
 from ._validate import ValidationPolicy
-from ._writer import SPECS, TradesHook, bump_versions, ts_range, write_table
+from ._writer import SPECS, TradesHook, bump_versions, write_table
 from .options import IngestKwargs, IngestOptions, Progress
 from .results import WriteResult
 
@@ -360,12 +360,10 @@ class Ingest:
                 spec = SPECS[name]
                 if spec.ts is None:
                     continue
-                rng = ts_range(table, spec.ts)
-                if rng is not None:
-                    from marketdb.store.timeseries import ensure_partitions
+                from marketdb.store.timeseries import ensure_partitions_for
 
-                    with self.db.raw() as conn:
-                        ensure_partitions(conn, spec.table, rng[0], rng[1])
+                with self.db.raw() as conn:  # only the periods that hold rows (issue 10)
+                    ensure_partitions_for(conn, spec.table, table.column(spec.ts))
             stored = 0
             result.add_time("partitions", time.perf_counter() - t0)
             with self.db.raw() as conn:

@@ -322,7 +322,8 @@ def _select_list(spec: TableSpec) -> sql.Composable:
     return sql.SQL(", ").join(items)
 
 
-def _insert(conn: psycopg.Connection[Any], spec: TableSpec, on_conflict: str) -> WriteCounts:
+def _insert(conn: psycopg.Connection[Any], spec: TableSpec, on_conflict: str,
+            written: list[int] | None = None) -> WriteCounts:
     target = sql.Identifier(spec.table)
     cols = sql.SQL(", ").join(sql.Identifier(p) for p in spec.physical)
     key = sql.SQL(", ").join(sql.Identifier(k) for k in spec.key)
@@ -357,8 +358,20 @@ def _insert(conn: psycopg.Connection[Any], spec: TableSpec, on_conflict: str) ->
     stmt = sql.SQL(
         "INSERT INTO {} AS t ({}) SELECT {} FROM {} s ON CONFLICT ({}) {}"
     ).format(target, cols, _select_list(spec), stage, key, action)
-    cur = conn.execute(stmt)
-    touched = max(cur.rowcount, 0)
+    if written is None:
+        cur = conn.execute(stmt)
+        touched = max(cur.rowcount, 0)
+    else:
+        # The keys the INSERT wrote (inserted or changed), joined back to the staged row numbers.
+        # RETURNING needs no system column: TimescaleDB refuses xmin on compressed chunks.
+        keys = sql.SQL(", ").join(sql.Identifier(k) for k in spec.key)
+        found = conn.execute(sql.SQL(
+            "WITH w AS ({} RETURNING {}) SELECT (SELECT count(*) FROM w),"
+            " ARRAY(SELECT s._row FROM {} s JOIN w ON {} ORDER BY 1)"
+        ).format(stmt, keys, stage, sql.SQL(" AND ").join(
+            sql.SQL("w.{k} = s.{k}").format(k=sql.Identifier(k)) for k in spec.key))).fetchone()
+        touched = int(found[0]) if found else 0
+        written.extend(found[1] if found else [])
     row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(stage)).fetchone()
     staged = int(row[0]) if row else 0
     counts.staged = staged
@@ -370,16 +383,9 @@ def _insert(conn: psycopg.Connection[Any], spec: TableSpec, on_conflict: str) ->
     return counts
 
 
-def _inserted_rows(conn: psycopg.Connection[Any], spec: TableSpec, table: pa.Table) -> pa.Table:
-    """The staged rows that this transaction wrote (their row version is ours)."""
-    stmt = sql.SQL(
-        "SELECT s._row FROM {} s JOIN {} t ON {} WHERE t.xmin = pg_current_xact_id()::xid"
-    ).format(
-        _stage_name(spec), sql.Identifier(spec.table),
-        sql.SQL(" AND ").join(sql.SQL("t.{k} = s.{k}").format(k=sql.Identifier(k))
-                              for k in spec.key),
-    )
-    rows = np.array([r[0] for r in conn.execute(stmt).fetchall()], dtype=np.int64)
+def _inserted_rows(table: pa.Table, written: list[int]) -> pa.Table:
+    """The staged rows that the INSERT wrote (``written``: their staged row numbers)."""
+    rows = np.array(written, dtype=np.int64)
     rows.sort()
     return table.take(pa.array(rows))
 
@@ -442,7 +448,8 @@ def write_table(
         _copy(conn, used, rest, with_row)
         t2 = time.perf_counter()
         clock("copy", t2 - t1)
-        staged_counts = _insert(conn, used, on_conflict)
+        written: list[int] | None = [] if with_row else None
+        staged_counts = _insert(conn, used, on_conflict, written)
         staged = True
         counts.staged += staged_counts.staged
         counts.inserted += staged_counts.inserted
@@ -453,7 +460,7 @@ def write_table(
         parts = [fresh] if fresh is not None else []
         if staged and (staged_counts.inserted or staged_counts.updated):
             parts.append(rest if staged_counts.inserted == rest.num_rows
-                         else _inserted_rows(conn, used, rest))
+                         else _inserted_rows(rest, written or []))
         rows = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
         for hook in hooks:
             hook(conn, rows, inserted=counts.inserted,

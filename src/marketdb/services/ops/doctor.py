@@ -7,7 +7,7 @@ Each finding is a :class:`Check` with a status:
 * ``warn`` -- works, but needs attention soon (no partition for today yet:
   ``maintain`` is probably not scheduled).
 * ``fail`` -- wrong: the CLI exits 1 (schema behind, drift, unreachable
-  Redis, a default partition, secrets sealed with a key that is not configured).
+  Redis, a failing TimescaleDB job, secrets sealed with a key that is not configured).
 
 Secrets never appear: URLs are shown without passwords, master keys by count
 and id only.
@@ -382,16 +382,25 @@ def _audit_trigger(db: Database) -> Iterable[Check]:
 
 def _timeseries(db: Database, now: dt.datetime) -> Iterable[Check]:
     with db.engine.connect() as conn:
-        backend = timeseries.current_backend(conn)
+        backend = timeseries.backend_for(conn)
         policies = [p for p in list_policies(conn) if p.kind == "timeseries"]
         has_ext = (
             conn.execute(sa.text("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'")).first()
             is not None
         )
-        parts = {tbl: timeseries.list_partitions(conn, tbl) for tbl in TIMESERIES_TABLES}
+        parts = {
+            tbl: timeseries.list_partitions(conn, tbl, include_default=True) for tbl in TIMESERIES_TABLES
+        }
+        parked = {
+            tbl: int(conn.execute(sa.text(f'SELECT count(*) FROM "{name}"')).scalar_one())
+            for tbl in TIMESERIES_TABLES
+            for name, bound in parts[tbl]
+            if bound.strip() == "DEFAULT"
+        }
         license_ = None
         jobs: set[tuple[str, str]] = set()
-        if backend == "timescaledb" and has_ext:
+        job_rows: list[JobState] = []
+        if backend.self_managed and has_ext:
             license_ = conn.execute(sa.text("SELECT current_setting('timescaledb.license', true)")).scalar()
             jobs = {
                 (str(r[0]), str(r[1]))
@@ -402,21 +411,36 @@ def _timeseries(db: Database, now: dt.datetime) -> Iterable[Check]:
                     )
                 )
             }
-    if backend == "timescaledb":
+            job_rows = timescaledb_jobs(conn)
+    if backend.self_managed:
         yield from _timescaledb(has_ext, license_, jobs, policies)
+        if has_ext:
+            yield from _timescaledb_job_health(job_rows, now)
         return
     yield Check("health", "time-series backend", "ok", "native range partitions (maintained by marketdb)")
-    defaults = [name for tbl in TIMESERIES_TABLES for name, bound in parts[tbl] if bound.strip() == "DEFAULT"]
-    if defaults:
+    without = [tbl for tbl in TIMESERIES_TABLES if tbl not in parked]
+    waiting = {tbl: n for tbl, n in parked.items() if n}
+    if without:
         yield Check(
             "health",
             "default partitions",
-            "fail",
-            f"default partition(s) present: {', '.join(defaults)}",
-            "marketdb keeps no default partition (its rows escape retention and block new partitions): "
-            "detach it, create the partitions its rows need, move the rows back, drop it "
-            "(docs/operations.md, 'Default partitions')",
+            "warn",
+            f"no default partition in {', '.join(without)}: a raw SQL insert outside every partition fails",
+            "run `marketdb db upgrade` (revision 0009 adds them), or "
+            "CREATE TABLE <table>_default PARTITION OF <table> DEFAULT",
         )
+    elif waiting:
+        yield Check(
+            "health",
+            "default partitions",
+            "warn",
+            "rows outside every range partition: "
+            + ", ".join(f"{n} in {tbl}" for tbl, n in waiting.items())
+            + " (retention and partition pruning do not see them yet)",
+            "run `marketdb maintain`: it creates their partitions and moves the rows there",
+        )
+    else:
+        yield Check("health", "default partitions", "ok", "every default partition is empty")
     missing = []
     for tbl in TIMESERIES_TABLES:
         ranges = [partition_range(bound) for _, bound in parts[tbl]]
@@ -431,7 +455,8 @@ def _timeseries(db: Database, now: dt.datetime) -> Iterable[Check]:
             "warn",
             f"no partition for today in {', '.join(missing)}",
             "schedule `marketdb maintain` (cron or `marketdb maintain --every 1h`); writes through "
-            "marketdb create partitions on demand, but raw SQL inserts fail without them",
+            "marketdb create partitions on demand, raw SQL inserts land in the default partition "
+            "until `maintain` moves them",
         )
     else:
         yield Check("health", "partitions", "ok", "every time-series table has a partition for today")
@@ -494,6 +519,107 @@ def _timescaledb(
         )
     else:
         yield Check("health", "policies", "ok", "every configured policy has its TimescaleDB job")
+
+
+@dataclass(frozen=True, slots=True)
+class JobState:
+    """One TimescaleDB background job as ``timescaledb_information.job_stats`` sees it."""
+
+    job_id: int
+    proc_name: str
+    hypertable: str | None
+    scheduled: bool
+    last_run_status: str | None
+    total_failures: int
+    next_start: dt.datetime | None
+    schedule_interval: dt.timedelta | None
+    last_error: str | None
+    last_error_at: dt.datetime | None
+
+
+def timescaledb_jobs(conn: sa.Connection) -> list[JobState]:
+    """Every TimescaleDB job of this database with its last run and last error."""
+    rows = conn.execute(
+        sa.text(
+            """
+            SELECT j.job_id, j.proc_name, j.hypertable_name, j.scheduled, s.last_run_status,
+                   coalesce(s.total_failures, 0),
+                   CASE WHEN isfinite(s.next_start) THEN s.next_start END,  -- never run: -infinity
+                   j.schedule_interval, e.err_message,
+                   CASE WHEN isfinite(e.finish_time) THEN e.finish_time END
+            FROM timescaledb_information.jobs j
+            LEFT JOIN timescaledb_information.job_stats s ON s.job_id = j.job_id
+            LEFT JOIN LATERAL (
+                SELECT err_message, finish_time FROM timescaledb_information.job_errors x
+                WHERE x.job_id = j.job_id ORDER BY x.finish_time DESC NULLS LAST LIMIT 1
+            ) e ON true
+            ORDER BY j.job_id
+            """
+        )
+    ).all()
+    return [
+        JobState(
+            job_id=int(r[0]),
+            proc_name=str(r[1]),
+            hypertable=r[2],
+            scheduled=bool(r[3]),
+            last_run_status=r[4],
+            total_failures=int(r[5]),
+            next_start=r[6],
+            schedule_interval=r[7],
+            last_error=r[8],
+            last_error_at=r[9],
+        )
+        for r in rows
+    ]
+
+
+#: A job is overdue when its next start is this much in the past (the scheduler is not running it).
+_OVERDUE_GRACE: Final = dt.timedelta(minutes=30)
+_PORTAL_BUG: Final = "cannot drop portal"
+
+
+def _job_label(job: JobState) -> str:
+    on = f" on {job.hypertable}" if job.hypertable else ""
+    return f"job {job.job_id} ({job.proc_name}{on})"
+
+
+def _timescaledb_job_health(jobs: list[JobState], now: dt.datetime) -> Iterable[Check]:
+    failing = [j for j in jobs if j.scheduled and j.last_run_status == "Failed"]
+    overdue = [
+        j
+        for j in jobs
+        if j.scheduled
+        and j.last_run_status != "Failed"
+        and j.next_start is not None
+        and j.next_start < now - _OVERDUE_GRACE
+    ]
+    if failing:
+        details = "; ".join(
+            f"{_job_label(j)}: last run failed ({j.total_failures} failure(s))"
+            + (f": {j.last_error}" if j.last_error else "")
+            for j in failing
+        )
+        hint = "read timescaledb_information.job_errors; run one by hand with CALL run_job(<job_id>)"
+        if any(_PORTAL_BUG in (j.last_error or "") for j in failing):
+            hint += (
+                "; 'cannot drop portal' is a TimescaleDB bug exposed by PostgreSQL 15.20 and later "
+                "15.x releases: the job's work is committed but the run is marked failed "
+                "(docs/timeseries.md, 'Known problems')"
+            )
+        yield Check("health", "timescaledb jobs", "fail", f"{len(failing)} failing: {details}", hint)
+    if overdue:
+        yield Check(
+            "health",
+            "timescaledb jobs",
+            "warn",
+            "overdue: "
+            + "; ".join(f"{_job_label(j)} was due at {j.next_start:%Y-%m-%d %H:%M %Z}" for j in overdue),
+            "is the TimescaleDB scheduler running? (timescaledb.max_background_workers, "
+            "SELECT * FROM timescaledb_information.job_stats)",
+        )
+    if not failing and not overdue:
+        yield Check("health", "timescaledb jobs", "ok", f"{len(jobs)} job(s), none failing or overdue")
 
 
 def _row_retention(db: Database) -> Iterable[Check]:

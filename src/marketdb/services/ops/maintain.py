@@ -2,11 +2,13 @@
 
 One run, from cron or a loop (``marketdb maintain --every 1h``):
 
-1. **Partitions ahead** (native partitions only; TimescaleDB creates chunks
-   itself): for tables with day-based partitions, today .. today + N days
-   (default 7); for monthly ones, the current and the next month. Writes
-   through marketdb create the partitions they need anyway; creating them
-   ahead keeps raw SQL inserts working and moves the DDL off the ingest path.
+1. **Partitions** (native partitions; TimescaleDB creates chunks itself):
+   rows parked in a table's default partition (raw SQL inserts outside every
+   partition) are moved into the partitions of their periods, created as
+   needed; then partitions are created ahead: for tables with day-based
+   partitions, today .. today + N days (default 7); for monthly ones, the
+   current and the next month. Writes through marketdb create the partitions
+   they need anyway; creating them ahead moves the DDL off the ingest path.
 2. **Retention of time-series tables** (native): drop every partition whose
    upper bound is at or before ``now - retain_for``. On TimescaleDB, retention
    is TimescaleDB's own job (``add_retention_policy``).
@@ -28,14 +30,11 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
-import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-import psycopg
 import sqlalchemy as sa
-from psycopg import sql
 
 from marketdb.errors import Conflict, InvalidInput
 from marketdb.services.accounts.audit import SYSTEM, Actor, audit_as
@@ -60,7 +59,6 @@ _log = logging.getLogger(__name__)
 UTC = dt.UTC
 _LOCK_KEY: Final = "marketdb.maintain"
 _DDL_LOCK_TIMEOUT: Final = "10s"  # never queue DDL behind a long read for long: it would block ingest
-_BOUND: Final = re.compile(r"FROM \((.*?)\) TO \((.*?)\)")
 
 Status = Literal["done", "planned", "skipped", "error"]
 
@@ -140,24 +138,7 @@ def default_hooks() -> list[MaintainHook]:
 
 
 # ------------------------------------------------------------------ helpers
-def partition_range(bound: str) -> tuple[dt.datetime | None, dt.datetime | None] | None:
-    """[lo, hi) of a range partition from ``pg_get_expr(relpartbound)``; None for DEFAULT.
-
-    ``MINVALUE``/``MAXVALUE`` give None for that side. The server prints the
-    bounds in the session time zone, which marketdb sessions set to UTC.
-    """
-    m = _BOUND.search(bound)
-    if m is None:
-        return None
-    return _bound_value(m.group(1)), _bound_value(m.group(2))
-
-
-def _bound_value(text: str) -> dt.datetime | None:
-    text = text.strip()
-    if not text.startswith("'"):
-        return None  # MINVALUE / MAXVALUE
-    value = dt.datetime.fromisoformat(text.strip("'"))
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+partition_range = timeseries.partition_range
 
 
 def _ahead_range(interval: str, today: dt.date, days_ahead: int) -> tuple[dt.date, dt.date]:
@@ -179,24 +160,52 @@ def _error(step: str, table: str | None, action: str, exc: BaseException) -> Mai
 
 
 # --------------------------------------------------------------- the steps
+def _settle(
+    db: Database, backend: timeseries.TimeseriesBackend, table: str, dry_run: bool
+) -> Iterable[MaintainStep]:
+    """Move rows parked in the default partition into their own partitions."""
+    try:
+        with db.transaction() as conn:
+            if not dry_run:
+                _set_ddl_lock_timeout(conn)
+            created, moved = backend.settle(conn, table, dry_run=dry_run)
+    except Exception as exc:
+        yield _error("partitions", table, "move rows", exc)
+        return
+    status: Status = "planned" if dry_run else "done"
+    for name in created:
+        yield MaintainStep("partitions", table, "create partition", name, status=status)
+    if moved:
+        yield MaintainStep(
+            "partitions",
+            table,
+            "move rows",
+            "from the default partition into their partitions",
+            moved,
+            status,
+        )
+
+
 def _partitions_ahead(
-    db: Database, policies: Sequence[PolicyInfo], now: dt.datetime, days_ahead: int, dry_run: bool
+    db: Database,
+    backend: timeseries.TimeseriesBackend,
+    policies: Sequence[PolicyInfo],
+    now: dt.datetime,
+    days_ahead: int,
+    dry_run: bool,
 ) -> Iterable[MaintainStep]:
     today = now.astimezone(UTC).date()
     for p in policies:
         assert p.partition_interval is not None
+        yield from _settle(db, backend, p.table, dry_run)
         start, end = _ahead_range(p.partition_interval, today, days_ahead)
         try:
-            if dry_run:
-                with db.transaction() as conn:
-                    existing = {name for name, _ in timeseries.list_partitions(conn, p.table)}
-                wanted = timeseries.partition_bounds(p.partition_interval, start, end)
-                names = [timeseries.partition_name(p.table, lo) for lo, _ in wanted]
-                created = [n for n in names if n not in existing]
-            else:
-                with db.transaction() as conn:
+            with db.transaction() as conn:
+                if dry_run:
+                    created = backend.missing_partitions(conn, p.table, start, end)
+                else:
                     _set_ddl_lock_timeout(conn)
-                    created = timeseries.ensure_partitions(conn, p.table, start, end)
+                    created = backend.ensure_partitions(conn, p.table, start, end)
         except Exception as exc:
             yield _error("partitions", p.table, "create partition", exc)
             continue
@@ -207,21 +216,21 @@ def _partitions_ahead(
 
 
 def _partition_retention(
-    db: Database, policy: PolicyInfo, now: dt.datetime, dry_run: bool, actor: Actor
+    db: Database,
+    backend: timeseries.TimeseriesBackend,
+    policy: PolicyInfo,
+    now: dt.datetime,
+    dry_run: bool,
+    actor: Actor,
 ) -> Iterable[MaintainStep]:
     assert policy.retain_for is not None
     cutoff = now - policy.retain_for
     try:
         with db.transaction() as conn:
-            old = []
-            for name, bound in timeseries.list_partitions(conn, policy.table):
-                rng = partition_range(bound)
-                if rng is not None and rng[1] is not None and rng[1] <= cutoff:
-                    old.append(name)
+            old = backend.expired_partitions(conn, policy.table, cutoff)
             if old and not dry_run:
                 _set_ddl_lock_timeout(conn)
-                for name in old:
-                    _drop_partition(conn, name)
+                backend.drop_partitions(conn, policy.table, old)
                 audit_as(
                     conn,
                     actor,
@@ -242,13 +251,6 @@ def _partition_retention(
             name,
             status="planned" if dry_run else "done",
         )
-
-
-def _drop_partition(conn: sa.Connection, name: str) -> None:
-    """DROP TABLE of one partition, in the caller's transaction."""
-    raw = conn.connection.driver_connection
-    assert isinstance(raw, psycopg.Connection)
-    raw.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(name)))
 
 
 def _restricting_children(table: sa.Table) -> list[tuple[sa.Table, list[tuple[str, str]]]]:
@@ -402,17 +404,21 @@ def _steps(
 ) -> Iterable[MaintainStep]:
     with db.transaction() as conn:
         policies = list_policies(conn)
-        backend = timeseries.current_backend(conn)
+        backend = timeseries.backend_for(conn)
     ts_policies = [p for p in policies if p.kind == "timeseries" and p.table in TIMESERIES_TABLES]
-    if backend == "timescaledb":
+    if backend.self_managed:
         yield MaintainStep(
-            "partitions", None, "skip", "TimescaleDB creates chunks and runs retention jobs", status="skipped"
+            "partitions",
+            None,
+            "skip",
+            f"{backend.name} creates chunks and runs retention jobs",
+            status="skipped",
         )
     else:
-        yield from _partitions_ahead(db, ts_policies, now, days_ahead, dry_run)
+        yield from _partitions_ahead(db, backend, ts_policies, now, days_ahead, dry_run)
         for p in ts_policies:
             if p.retain_for is not None:
-                yield from _partition_retention(db, p, now, dry_run, actor)
+                yield from _partition_retention(db, backend, p, now, dry_run, actor)
     order = list(ROW_RETENTION_TABLES)
     rows = sorted(
         (p for p in policies if p.kind == "rows"),

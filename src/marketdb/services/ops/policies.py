@@ -21,10 +21,11 @@ import enum
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 
-from marketdb.errors import ConfigurationError, Conflict, InvalidInput
+from marketdb.errors import ConfigurationError, InvalidInput
 from marketdb.services.accounts.audit import SYSTEM, Actor, audit_as
 from marketdb.services.ops._intervals import format_interval, parse_interval, parse_partition_interval
 from marketdb.store import timeseries
@@ -271,7 +272,6 @@ def set_policy(
     old = _timeseries_policy(conn, table, lock=True)
     values: dict[str, Any] = {}
     if new_interval is not UNSET and new_interval != old.partition_interval:
-        _check_interval_change(conn, old, new_interval)
         values["partition_interval"] = new_interval
     if new_compress is not UNSET and new_compress != old.compress_after:
         values["compress_after"] = new_compress
@@ -280,67 +280,19 @@ def set_policy(
     if not values:
         return old
     tp = t.timeseries_policies
+    backend = timeseries.backend_named("timescaledb" if old.backend == "timescaledb" else "native")
+    try:
+        backend.apply_policy(conn, table, values, old.partition_interval)
+    except (sa.exc.DBAPIError, psycopg.Error) as exc:
+        raise ConfigurationError(
+            f"TimescaleDB refused the policy change of {table}: {getattr(exc, 'orig', None) or exc}",
+            hint="compression and retention policies need TimescaleDB's Community edition "
+            "(timescaledb.license = 'timescale'); `marketdb doctor` checks it",
+        ) from exc
     conn.execute(sa.update(tp).where(tp.c.table_name == table).values(**values, updated_at=sa.func.now()))
-    if old.backend == "timescaledb":
-        try:
-            _apply_timescaledb(conn, table, values)
-        except sa.exc.DBAPIError as exc:
-            raise ConfigurationError(
-                f"TimescaleDB refused the policy change of {table}: {exc.orig}",
-                hint="compression and retention policies need TimescaleDB's Community edition "
-                "(timescaledb.license = 'timescale'); `marketdb doctor` checks it",
-            ) from exc
     new = _timeseries_policy(conn, table)
     audit_as(conn, actor or SYSTEM, "policy.set", "policy", table, old.as_dict(), new.as_dict())
     return new
-
-
-def _check_interval_change(conn: sa.Connection, old: PolicyInfo, new_interval: str) -> None:
-    if old.backend == "timescaledb":
-        return  # set_chunk_time_interval applies to new chunks only; old ones keep their size
-    parts = timeseries.list_partitions(conn, old.table)
-    if parts:
-        raise Conflict(
-            f"{old.table} already has {len(parts)} partition(s) of {old.partition_interval}; "
-            f"partitions of {new_interval} would overlap them",
-            hint=(
-                "choose the partition size before the first write (or before the first "
-                "`marketdb maintain`); on TimescaleDB the new size applies to new chunks"
-            ),
-        )
-
-
-def _apply_timescaledb(conn: sa.Connection, table: str, values: dict[str, Any]) -> None:
-    """Apply a policy change with TimescaleDB's documented API, in the same transaction."""
-    params: dict[str, Any] = {"t": table}
-    if "partition_interval" in values:
-        conn.execute(
-            sa.text("SELECT set_chunk_time_interval(CAST(:t AS regclass), CAST(:i AS interval))"),
-            {**params, "i": values["partition_interval"]},
-        )
-    if "compress_after" in values:
-        conn.execute(
-            sa.text("SELECT remove_compression_policy(CAST(:t AS regclass), if_exists => true)"), params
-        )
-        if values["compress_after"] is not None:
-            conn.execute(
-                sa.text(
-                    "SELECT add_compression_policy(CAST(:t AS regclass),"
-                    " compress_after => CAST(:a AS interval))"
-                ),
-                {**params, "a": values["compress_after"]},
-            )
-    if "retain_for" in values:
-        conn.execute(
-            sa.text("SELECT remove_retention_policy(CAST(:t AS regclass), if_exists => true)"), params
-        )
-        if values["retain_for"] is not None:
-            conn.execute(
-                sa.text(
-                    "SELECT add_retention_policy(CAST(:t AS regclass), drop_after => CAST(:a AS interval))"
-                ),
-                {**params, "a": values["retain_for"]},
-            )
 
 
 def _set_row_policy(

@@ -7,7 +7,7 @@ from typing import Any
 
 from marketdb.store.schema import TIMESERIES_TABLES
 
-_PARTITION = re.compile(r"^(" + "|".join(TIMESERIES_TABLES) + r")_p\d{8}$")
+_PARTITION = re.compile(r"^(" + "|".join(TIMESERIES_TABLES) + r")_(p\d{8}|default)$")
 
 
 def include_name(name: str | None, type_: str, parent_names: Any) -> bool:

@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-from marketdb.store.timeseries import DEFAULT_POLICIES, Backend, detect_backend
+from marketdb.store.timeseries import DEFAULT_POLICIES, Backend, backend_named, detect_backend
 
 
 def timeseries_backend() -> Backend:
@@ -55,30 +55,8 @@ def setup_timeseries(backend: Backend, tables: tuple[str, ...]) -> None:
             }
         )
         if backend == "timescaledb":
-            bind = op.get_bind()
-            bind.execute(
-                sa.text(
-                    "SELECT create_hypertable(CAST(:t AS regclass), by_range('ts', CAST(:i AS interval)),"
-                    " create_default_indexes => false, if_not_exists => true)"
-                ),
-                {"t": name, "i": p.partition_interval},
-            )
-            # Identifiers below come from marketdb's own constant policy table, not from input.
-            bind.execute(
-                sa.text(
-                    f"ALTER TABLE {name} SET (timescaledb.compress, "
-                    f"timescaledb.compress_segmentby = '{p.segment_by}', "
-                    f"timescaledb.compress_orderby = '{p.order_by}')"
-                )
-            )
-            if p.compress_after is not None:
-                bind.execute(
-                    sa.text(
-                        "SELECT add_compression_policy(CAST(:t AS regclass), CAST(:a AS interval),"
-                        " if_not_exists => true)"
-                    ),
-                    {"t": name, "a": p.compress_after},
-                )
+            # Hypertable, compression settings and compression job, as the backend defines them.
+            backend_named("timescaledb").create_table(op.get_bind(), name, p)
     op.bulk_insert(policies, rows)
 
 
