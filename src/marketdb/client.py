@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from marketdb.services.bars import Bars
     from marketdb.services.ingest import Ingest
     from marketdb.services.ops import Ops
+    from marketdb.services.providers import Providers
+    from marketdb.services.quality import Quality
     from marketdb.services.query import Query
     from marketdb.services.trading import Trading
 
@@ -162,6 +164,20 @@ class MarketDB:
         from marketdb.services.accounts import Accounts
 
         return Accounts(self)
+
+    @cached_property
+    def providers(self) -> Providers:
+        """Vendor adapters (Tiingo, Polygon, Binance, Kraken) and the incremental sync."""
+        from marketdb.services.providers import Providers
+
+        return Providers(self)
+
+    @cached_property
+    def quality(self) -> Quality:
+        """Data-quality checks: gaps, duplicates, outliers, vendor vs derived bars, staleness."""
+        from marketdb.services.quality import Quality
+
+        return Quality(self)
 
 
 def connect(

@@ -58,6 +58,7 @@ class Preset:
     interval: str | None = None
     side_codes: Mapping[str, str] = field(default_factory=dict)
     numeric: tuple[str, ...] = ()
+    delimiter: str | None = None
 
 
 _BINANCE_KLINE = ("open_time", "open", "high", "low", "close", "volume", "close_time",
@@ -70,8 +71,8 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
            "Polygon/Massive aggregates (range, grouped daily, previous close): results[] with "
            "T o h l c v vw n t (ms); daily bars dated in New York",
            format="json", record_path="results", meta=("ticker",),
-           columns={"ticker": "symbol", "T": "symbol", "t": "ts", "o": "open", "h": "high", "l": "low", "c": "close",
-                    "v": "volume", "vw": "vwap", "n": "trade_count"},
+           columns={"ticker": "symbol", "T": "symbol", "t": "ts", "o": "open", "h": "high",
+                    "l": "low", "c": "close", "v": "volume", "vw": "vwap", "n": "trade_count"},
            ts_unit="ms", tz="America/New_York"),
     Preset("polygon-trades", "ticks", "polygon",
            "Polygon v3 trades: results[] with sip_timestamp (ns), price, size, exchange, id",
@@ -149,7 +150,7 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
     Preset("histdata-bars", "candles", "histdata",
            "HistData.com ASCII 1-minute bars: headerless 'YYYYMMDD HHMMSS;o;h;l;c;v', EST",
            format="csv", names=("ts", "open", "high", "low", "close", "volume"),
-           ts_format="%Y%m%d %H%M%S", tz="Etc/GMT+5", interval="1m"),
+           ts_format="%Y%m%d %H%M%S", tz="Etc/GMT+5", interval="1m", delimiter=";"),
     Preset("databento-trades", "ticks", "databento",
            "Databento trades/MBP CSV (ts_event, side A/B/N, price, size, sequence, symbol)",
            columns={"ts_event": "ts", "instrument_id": "vendor_instrument_id",
@@ -312,6 +313,8 @@ def apply_shape(
     if p is not None and opts.get("source") is None:
         opts["source"] = p.source
     if path is not None and fmt == "csv":
+        if p is not None and p.delimiter:
+            opts["csv"] = {"delimiter": p.delimiter, **(opts.get("csv") or {})}
         if names:
             csv_opts = dict(opts.get("csv") or {})
             cols = [renames.get(n, n) or f"_unused_{i}" if n else f"_unused_{i}"
