@@ -40,7 +40,8 @@ def test_bybit_stream_rebuilt_and_written(db: marketdb.MarketDB) -> None:
     lines = [json.loads(x) for x in BYBIT.read_text().splitlines() if x.strip()]
     rebuilt = deltas.rebuild_books(deltas.read_bybit(BYBIT), depth=25)
     assert rebuilt.updates == len(lines) == 50
-    assert rebuilt.table.num_rows == 50 and not rebuilt.gaps
+    assert rebuilt.table.num_rows == 50
+    assert not rebuilt.gaps
     bids, asks = reference_book(lines)
     last = rebuilt.table.slice(49).to_pylist()[0]
     top_b = sorted(bids.items(), reverse=True)[:25]
@@ -99,7 +100,8 @@ def test_binance_depth_snapshot_then_stale_diffs_is_a_gap(db: marketdb.MarketDB)
     with pytest.raises(InvalidInput, match="sequence gap"):
         deltas.rebuild_books(deltas.read_binance_depth(snap, diff))
     out = deltas.rebuild_books(deltas.read_binance_depth(snap, diff), on_gap="resync", depth=10)
-    assert len(out.gaps) == 1 and out.table.num_rows == 1
+    assert len(out.gaps) == 1
+    assert out.table.num_rows == 1
     raw = pd.read_csv(snap)
     want = raw[raw["side"] == "b"].sort_values("price", ascending=False).head(10)
     row = out.table.to_pylist()[0]
@@ -124,7 +126,8 @@ def test_binance_json_snapshot_and_contiguous_diffs(tmp_path: Path) -> None:
     out = deltas.rebuild_books(deltas.read_binance_depth(snap, diffs,
                                                           snapshot_ts=1_699_999_999_000_000_000),
                                symbol="BTCUSDT")
-    assert out.skipped == 1 and out.updates == 3
+    assert out.skipped == 1
+    assert out.updates == 3
     last = out.table.to_pylist()[-1]
     assert (last["bid_prices"], last["bid_sizes"]) == ([9.5, 9.0], [4.0, 2.0])
     assert (last["ask_prices"], last["ask_sizes"]) == ([11.5, 12.0], [2.0, 3.0])
