@@ -297,9 +297,10 @@ class Quality:
                stale_sessions: int) -> Check:
         from marketdb.services.bars._calendars import Calendars
 
-        last = self._span(iid)[1]
-        if last is None:
+        end = self._span(iid)[1]
+        if end is None:
             return Check("stale", "fail", 1, "no data stored at all")
+        last = end - dt.timedelta(microseconds=1)  # _span's end is exclusive
         cals = Calendars()
         _labels, starts, _ = cals.sessions_in(calendar, _ns(last), _ns(now))
         # Sessions that started after the last data point and have begun by now.
