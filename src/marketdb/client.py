@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from marketdb.services.ingest import Ingest
     from marketdb.services.instruments import Instruments
     from marketdb.services.ops import Ops
+    from marketdb.services.providers import Providers
+    from marketdb.services.quality import Quality
     from marketdb.services.query import Query
     from marketdb.services.trading import Trading
 
@@ -156,6 +158,20 @@ class MarketDB(Database):
         from marketdb.services.accounts import Accounts
 
         return Accounts(self._handle)
+
+    @cached_property
+    def providers(self) -> Providers:
+        """Vendor adapters (Tiingo, Polygon, Binance, Kraken) and the incremental sync."""
+        from marketdb.services.providers import Providers
+
+        return Providers(self._handle, ingest=self.ingest, accounts=self.accounts)
+
+    @cached_property
+    def quality(self) -> Quality:
+        """Data-quality checks: gaps, duplicates, outliers, vendor vs derived bars, staleness."""
+        from marketdb.services.quality import Quality
+
+        return Quality(self._handle)
 
 
 def connect(

@@ -76,6 +76,29 @@ CrossedOpt = Annotated[str, typer.Option(
 ColumnOpt = Annotated[list[str] | None, typer.Option(
     "--column", help="Map an input column to a field: --column 'Adj Close=adj_close'. Repeatable.")]
 
+PresetOpt = Annotated[str | None, typer.Option(
+    "--preset", help="Vendor file format: polygon-aggs, binance-klines, binance-aggtrades, "
+    "okx-trades, tiingo-crypto, kraken-trades, kraken-ohlc, histdata, databento-trades... "
+    "(docs/providers.md).")]
+NoHeaderOpt = Annotated[bool, typer.Option(
+    "--no-header", help="The CSV has no header row: name its columns with --columns.")]
+NamesOpt = Annotated[str | None, typer.Option(
+    "--columns", help="Comma-separated names of headerless CSV columns or of JSON array "
+    "slots, in order (empty name: skip the slot): --columns ts,bid,ask,")]
+RecordPathOpt = Annotated[str | None, typer.Option(
+    "--record-path", help="Dotted path to the records in nested JSON (priceData, result.*).")]
+MetaOpt = Annotated[list[str] | None, typer.Option(
+    "--meta", help="Field of the enclosing JSON object copied into each record (repeatable).")]
+
+
+def _shape(preset: str | None, no_header: bool, names: str | None, record_path: str | None,
+           meta: list[str] | None) -> dict[str, Any]:
+    """Shape options of the writers (vendor presets, headerless CSV, nested JSON)."""
+    if no_header and not names and not preset:
+        raise typer.BadParameter("--no-header needs --columns a,b,c (or a --preset)")
+    return {"preset": preset, "names": names.split(",") if names else None,
+            "record_path": record_path, "meta": meta}
+
 
 def _columns(pairs: list[str] | None) -> dict[str, str] | None:
     if not pairs:
@@ -203,11 +226,14 @@ def ticks(
     ts_unit: TsUnitOpt = None, auto_register: AutoRegisterOpt = False,
     batch_size: BatchOpt = None, crossed: CrossedOpt = "reject", rejects: RejectsOpt = None,
     dry_run: DryRunOpt = False, json_out: JsonOpt = False, column: ColumnOpt = None,
+    preset: PresetOpt = None, no_header: NoHeaderOpt = False, names: NamesOpt = None,
+    record_path: RecordPathOpt = None, meta: MetaOpt = None,
 ) -> None:
     """Trades and quotes (rows with a price are trades, rows with a bid/ask are quotes)."""
-    _run("ticks", paths, url, json_out, rejects, _options(
-        on_invalid, on_conflict, source, symbol, fmt, tz, ts_format, ts_unit, auto_register,
-        batch_size, dry_run, crossed, column))
+    opts = _options(on_invalid, on_conflict, source, symbol, fmt, tz, ts_format, ts_unit,
+                    auto_register, batch_size, dry_run, crossed, column)
+    _run("ticks", paths, url, json_out, rejects,
+         dataclasses.replace(opts, **_shape(preset, no_header, names, record_path, meta)))
 
 
 @ingest_app.command("candles")
@@ -220,11 +246,15 @@ def candles(
     ts_unit: TsUnitOpt = None, auto_register: AutoRegisterOpt = False,
     batch_size: BatchOpt = None, rejects: RejectsOpt = None, dry_run: DryRunOpt = False,
     json_out: JsonOpt = False, column: ColumnOpt = None,
+    preset: PresetOpt = None, no_header: NoHeaderOpt = False, names: NamesOpt = None,
+    record_path: RecordPathOpt = None, meta: MetaOpt = None,
 ) -> None:
     """OHLCV bars of any interval, with adjusted columns, dividends and split factors."""
     opts = _options(on_invalid, on_conflict, source, symbol, fmt, tz, ts_format, ts_unit,
                     auto_register, batch_size, dry_run, "reject", column)
-    _run("candles", paths, url, json_out, rejects, opts, interval=interval)
+    _run("candles", paths, url, json_out, rejects,
+         dataclasses.replace(opts, **_shape(preset, no_header, names, record_path, meta)),
+         interval=interval)
 
 
 @ingest_app.command("books")
@@ -235,11 +265,14 @@ def books(
     ts_unit: TsUnitOpt = None, auto_register: AutoRegisterOpt = False,
     batch_size: BatchOpt = None, crossed: CrossedOpt = "reject", rejects: RejectsOpt = None,
     dry_run: DryRunOpt = False, json_out: JsonOpt = False, column: ColumnOpt = None,
+    preset: PresetOpt = None, no_header: NoHeaderOpt = False, names: NamesOpt = None,
+    record_path: RecordPathOpt = None, meta: MetaOpt = None,
 ) -> None:
     """Order-book snapshots (bid/ask price and size arrays, best level first)."""
-    _run("books", paths, url, json_out, rejects, _options(
-        on_invalid, on_conflict, source, symbol, fmt, tz, ts_format, ts_unit, auto_register,
-        batch_size, dry_run, crossed, column))
+    opts = _options(on_invalid, on_conflict, source, symbol, fmt, tz, ts_format, ts_unit,
+                    auto_register, batch_size, dry_run, crossed, column)
+    _run("books", paths, url, json_out, rejects,
+         dataclasses.replace(opts, **_shape(preset, no_header, names, record_path, meta)))
 
 
 @ingest_app.command("options")
@@ -250,11 +283,14 @@ def options(
     ts_unit: TsUnitOpt = None, auto_register: AutoRegisterOpt = False,
     batch_size: BatchOpt = None, crossed: CrossedOpt = "reject", rejects: RejectsOpt = None,
     dry_run: DryRunOpt = False, json_out: JsonOpt = False, column: ColumnOpt = None,
+    preset: PresetOpt = None, no_header: NoHeaderOpt = False, names: NamesOpt = None,
+    record_path: RecordPathOpt = None, meta: MetaOpt = None,
 ) -> None:
     """Options chains: bid/ask/last, volume, open interest, implied volatility, Greeks."""
-    _run("options", paths, url, json_out, rejects, _options(
-        on_invalid, on_conflict, source, symbol, fmt, tz, ts_format, ts_unit, auto_register,
-        batch_size, dry_run, crossed, column))
+    opts = _options(on_invalid, on_conflict, source, symbol, fmt, tz, ts_format, ts_unit,
+                    auto_register, batch_size, dry_run, crossed, column)
+    _run("options", paths, url, json_out, rejects,
+         dataclasses.replace(opts, **_shape(preset, no_header, names, record_path, meta)))
 
 
 @ingest_app.command("actions")
@@ -264,11 +300,14 @@ def actions(
     on_conflict: OnConflictOpt = "ignore", tz: TzOpt = None, ts_format: TsFormatOpt = None,
     auto_register: AutoRegisterOpt = False, rejects: RejectsOpt = None,
     dry_run: DryRunOpt = False, json_out: JsonOpt = False, column: ColumnOpt = None,
+    preset: PresetOpt = None, no_header: NoHeaderOpt = False, names: NamesOpt = None,
+    record_path: RecordPathOpt = None, meta: MetaOpt = None,
 ) -> None:
     """Corporate actions: splits (ratio, or split_from/split_to) and cash dividends."""
     opts = _options(on_invalid, on_conflict, source, symbol, fmt, tz, ts_format, None,
                     auto_register, None, dry_run, "reject", column)
-    _run("actions", paths, url, json_out, rejects, opts)
+    _run("actions", paths, url, json_out, rejects,
+         dataclasses.replace(opts, **_shape(preset, no_header, names, record_path, meta)))
 
 
 @ingest_app.command("instruments")
@@ -294,3 +333,46 @@ def instruments(
         print_table(rows, title="ingest instruments", fmt="json" if json_out else "table")
     finally:
         db.close()
+
+
+@ingest_app.command("book-deltas")
+def book_deltas(
+    paths: Paths,
+    feed: Annotated[str, typer.Option(
+        "--feed", help="bybit (orderbook JSON lines) or binance (snapshot file, then diff "
+        "files: CSV or JSON).")] = "bybit",
+    every: Annotated[str | None, typer.Option(
+        "--every", help="Snapshot cadence (100ms, 1s, 1m); default: after every update.")] = None,
+    depth: Annotated[int, typer.Option("--depth", help="Levels kept per side.", min=1)] = 20,
+    on_gap: Annotated[str, typer.Option(
+        "--on-gap", help="raise (default) or resync: drop updates until the next snapshot.")
+    ] = "raise",
+    url: UrlOpt = None, source: SourceOpt = None, symbol: SymbolOpt = None,
+    auto_register: AutoRegisterOpt = False, crossed: CrossedOpt = "reject",
+    dry_run: DryRunOpt = False, json_out: JsonOpt = False,
+) -> None:
+    """L2 update streams rebuilt into order-book snapshots (sequence gaps detected)."""
+    from marketdb.services.ingest import deltas
+
+    if feed == "bybit":
+        stream = (u for p in paths for u in deltas.read_bybit(p))
+    elif feed == "binance":
+        rest: list[Path | None] = list(paths[1:]) or [None]
+        stream = (u for p in rest for u in deltas.read_binance_depth(paths[0], p))
+    else:
+        raise typer.BadParameter(f"--feed must be bybit or binance, got {feed!r}")
+    rebuilt = deltas.rebuild_books(stream, symbol=symbol, every=every, depth=depth,
+                                   on_gap=on_gap)
+    db = connect_db(url, create=True)
+    try:
+        res = db.ingest.write_order_books(rebuilt.table, source=source or feed,
+                                          auto_register=auto_register, crossed=crossed,
+                                          dry_run=dry_run)
+    finally:
+        db.close()
+    row = _summary_row(", ".join(p.name for p in paths), res)
+    row.update(updates=rebuilt.updates, skipped=rebuilt.skipped, gaps=len(rebuilt.gaps))
+    print_table([row], title="ingest book-deltas", fmt="json" if json_out else "table")
+    for g in rebuilt.gaps[:10]:
+        err_console.print(f"[yellow]gap[/yellow] at {g.ts_ns} ns: expected update {g.expected}, "
+                          f"got {g.got}; resynced at the next snapshot")

@@ -60,7 +60,7 @@ _DAILY_UNITS = frozenset({"d", "w", "mo", "q", "y"})
 # -------------------------------------------------------------------- casts
 _FLOAT_RE = r"^[-+]?((\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|[Nn]a[Nn]|[Ii]nf(inity)?)$"
 _SIDE_BUY = ("1", "+1", "b", "buy", "buyer", "bought", "long")
-_SIDE_SELL = ("-1", "s", "sell", "seller", "sold", "short")
+_SIDE_SELL = ("-1", "s", "sell", "seller", "sold", "short", "a")  # a: Databento ask-side aggressor
 _SIDE_NONE = ("0", "n", "none", "unknown", "u", "?", "no_aggressor", "na")
 _TRUE = ("true", "t", "yes", "y", "1")
 _FALSE = ("false", "f", "no", "0")

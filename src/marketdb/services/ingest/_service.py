@@ -22,6 +22,7 @@ from . import instruments as _inst
 from ._normalize import Normalizer
 from ._prepare import Prepared, Preparer, SymbolSpan
 from ._schemas import KINDS
+from ._shapes import apply_shape
 from ._sources import DEFAULT_BATCH_SIZE, Source, open_source
 from ._validate import ValidationPolicy
 from ._writer import SPECS, TradesHook, bump_versions, write_table
@@ -144,6 +145,9 @@ class Ingest:
       paths without a telling extension; ``csv={...}`` CSV options;
       ``auto_register=True`` creates unknown symbols instead of rejecting them;
       ``dry_run=True`` validates and writes nothing; ``progress(rows, total)``.
+    * Vendor shapes (docs/providers.md): ``preset="binance-klines"`` (see
+      ``PRESETS``), ``names=[...]`` for headerless CSV or JSON arrays of arrays,
+      ``record_path="priceData"`` and ``meta=["ticker"]`` for nested JSON.
     """
 
     def __init__(
@@ -262,8 +266,20 @@ class Ingest:
         batch_size: int | None = None,
         progress: Progress | None = None,
         dry_run: bool = False,
+        preset: str | None = None,
+        names: Sequence[str] | None = None,
+        record_path: str | None = None,
+        meta: Sequence[str] | None = None,
     ) -> WriteResult:
         started = time.perf_counter()
+        # Vendor file shapes (presets, headerless CSV, arrays of arrays, record paths): _shapes.py
+        data, shaped = apply_shape(kind_name, data, {
+            "source": source, "tz": tz, "ts_format": ts_format, "ts_unit": ts_unit,
+            "interval": interval, "format": format, "csv": csv, "columns": columns},
+            preset_name=preset, names=names, record_path=record_path, meta=meta)
+        source, tz, ts_format, ts_unit = (shaped.get(k) for k in ("source", "tz", "ts_format",
+                                                                  "ts_unit"))
+        interval, format, csv = shaped.get("interval"), shaped.get("format"), shaped.get("csv")
         _check_choice("on_invalid", on_invalid, _ON_INVALID)
         _check_choice("on_conflict", on_conflict, _ON_CONFLICT)
         _check_choice("crossed", crossed, _CROSSED)

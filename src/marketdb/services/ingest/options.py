@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypedDict
 
@@ -34,6 +34,10 @@ class IngestKwargs(TypedDict, total=False):
     batch_size: int | None
     progress: Progress | None
     dry_run: bool
+    preset: str | None
+    names: Sequence[str] | None
+    record_path: str | None
+    meta: Sequence[str] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +71,12 @@ class IngestOptions:
     batch_size: int | None = None
     progress: Progress | None = None
     dry_run: bool = False
+    #: Vendor file shapes (docs/providers.md): a preset name, column names for headerless
+    #: CSV or JSON arrays of arrays, a record path and meta fields for nested JSON.
+    preset: str | None = None
+    names: Sequence[str] | None = None
+    record_path: str | None = None
+    meta: Sequence[str] | None = None
 
     def merged(self, overrides: IngestKwargs | Mapping[str, Any]) -> dict[str, Any]:
         """These options as keywords, with ``overrides`` (keywords given beside them) winning."""

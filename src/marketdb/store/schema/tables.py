@@ -26,6 +26,7 @@ from marketdb.store.schema.market import (
     trades,
 )
 from marketdb.store.schema.ops import migration_log, retention_policies
+from marketdb.store.schema.providers import provider_sync_ranges
 from marketdb.store.schema.trading import (
     executions,
     heston_parameters,
@@ -64,6 +65,7 @@ __all__ = [
     "portfolio_snapshots",
     "positions",
     "posts",
+    "provider_sync_ranges",
     "quotes",
     "retention_policies",
     "roles",
