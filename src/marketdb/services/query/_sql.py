@@ -48,9 +48,9 @@ BAR_COLUMNS: dict[str, str] = {
     "buy_volume": "float8",
     "sell_volume": "float8",
     "first_ns": "int8",
-    "first_seq": "int4",
+    "first_seq": "int8",
     "last_ns": "int8",
-    "last_seq": "int4",
+    "last_seq": "int8",
     "adj_open": "float8",
     "adj_high": "float8",
     "adj_low": "float8",
@@ -58,13 +58,15 @@ BAR_COLUMNS: dict[str, str] = {
     "adj_volume": "float8",
     "div_cash": "float8",
     "split_factor": "float8",
+    "bid": "float8",
+    "ask": "float8",
 }
 #: Trade columns a ticks read can return (besides ``ts``).
 TRADE_COLUMNS: dict[str, str] = {
     "price": "float8",
     "size": "float8",
     "side": "int2",
-    "seq": "int4",
+    "seq": "int8",
     "exchange": "text",
     "conditions": "text",
     "trade_id": "text",
@@ -76,7 +78,7 @@ QUOTE_COLUMNS: dict[str, str] = {
     "ask": "float8",
     "bid_size": "float8",
     "ask_size": "float8",
-    "seq": "int4",
+    "seq": "int8",
     "exchange": "text",
     "source": "text",
 }
