@@ -216,6 +216,8 @@ CANDLES = Kind(
         # closing quote of the bar (seed 004's market_data rows carry OHLCV with bid/ask)
         Field("bid", "quote_price", aliases=("bid_price", "best_bid", "close_bid")),
         Field("ask", "quote_price", aliases=("ask_price", "best_ask", "offer", "close_ask")),
+        Field("bid_size", "size", aliases=("bid_qty", "bid_sz")),
+        Field("ask_size", "size", aliases=("ask_qty", "ask_sz", "offer_size")),
         _SOURCE,
     ),
     key=("instrument_id", "interval", "ts", "source"),

@@ -149,6 +149,12 @@ def _read_records(data: Any, *, fmt: str | None, columns: Mapping[str, str] | No
                 if v is not None and not (isinstance(v, float) and np.isnan(v)):
                     meta.setdefault(c, _json_safe(v))
             raw_class = rec.get("asset_class")
+            if raw_class is None and rec.get("security_type") is not None:
+                # a provider's asset `type` (seed 000: 'stock', 'crypto', 'forex') names the
+                # asset class when it is one we know; security_type keeps the original
+                by_type = asset_class_of(rec["security_type"])
+                if by_type not in (None, "other"):
+                    rec["asset_class"] = by_type
             if raw_class is not None:
                 cls = asset_class_of(raw_class)
                 if cls == "other" and str(raw_class).strip().lower() != "other":

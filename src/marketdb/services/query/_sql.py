@@ -60,6 +60,8 @@ BAR_COLUMNS: dict[str, str] = {
     "split_factor": "float8",
     "bid": "float8",
     "ask": "float8",
+    "bid_size": "float8",
+    "ask_size": "float8",
 }
 #: Trade columns a ticks read can return (besides ``ts``).
 TRADE_COLUMNS: dict[str, str] = {

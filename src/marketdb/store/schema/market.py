@@ -216,6 +216,8 @@ candles = sa.Table(
     sa.Column("split_factor", Float),
     sa.Column("bid", Float, comment="closing best bid of the bar, when the provider has it"),
     sa.Column("ask", Float, comment="closing best ask of the bar, when the provider has it"),
+    sa.Column("bid_size", Float, comment="closing best bid size of the bar, when the provider has it"),
+    sa.Column("ask_size", Float, comment="closing best ask size of the bar, when the provider has it"),
     sa.CheckConstraint("interval ~ '^[1-9][0-9]*(s|m|h|d|w|mo)$'", name="interval_format"),
     finite("open"),
     finite("high"),
@@ -237,6 +239,8 @@ candles = sa.Table(
     positive("split_factor"),
     finite("bid"),
     finite("ask"),
+    non_negative("bid_size"),
+    non_negative("ask_size"),
     postgresql_partition_by="RANGE (ts)",
 )
 

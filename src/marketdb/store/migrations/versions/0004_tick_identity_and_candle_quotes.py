@@ -11,8 +11,8 @@ numbers. Derived candles keep first/last exact: ``first_seq``/``last_seq``
 become bigint and open/close follow the new tie order of trades that share
 the first or last nanosecond of a bucket.
 
-Issue 14 seed 004: ``candles.bid`` and ``candles.ask`` (a bar's closing
-quote, stored next to its OHLCV by ``write_candles``).
+Issue 14 seed 004: ``candles.bid``, ``ask``, ``bid_size``, ``ask_size`` (a
+bar's closing quote, stored next to its OHLCV by ``write_candles``).
 
 Downgrade numbers ties 0, 1, ... again in ``seq`` order and restores int4.
 
@@ -67,6 +67,8 @@ _TYPES = {"price": pa.float64(), "size": pa.float64(), "side": pa.int8(), "bid":
           "ask": pa.float64(), "bid_size": pa.float64(), "ask_size": pa.float64(),
           "trade_id": pa.string(), "exchange": pa.string(), "conditions": pa.string()}
 _CHUNK = 200_000
+_QUOTE_COLUMNS = (("bid", "bid"), ("ask", "ask"), ("bid_size", "bid size"),
+                  ("ask_size", "ask size"))
 _EPOCH_US = "(EXTRACT(EPOCH FROM {ts}) * 1000000)::bigint * 1000 + {nanos}"
 
 
@@ -164,13 +166,16 @@ def _fix_candle_ties(conn: Any) -> None:
 
 
 def upgrade() -> None:
-    for col, side in (("bid", "bid"), ("ask", "ask")):
+    for col, what in _QUOTE_COLUMNS:
         op.add_column("candles", sa.Column(
             col, sa.Double(), nullable=True,
-            comment=f"closing best {side} of the bar, when the provider has it"))
+            comment=f"closing best {what} of the bar, when the provider has it"))
     for col in ("bid", "ask"):
         op.create_check_constraint(f"{col}_finite", "candles",
                                    f"{col} > '-Infinity' AND {col} < 'Infinity'")
+    for col in ("bid_size", "ask_size"):
+        op.create_check_constraint(f"{col}_non_negative", "candles",
+                                   f"{col} >= 0 AND {col} < 'Infinity'")
     op.execute("DROP VIEW IF EXISTS ticks")
     for col in ("first_seq", "last_seq"):
         op.alter_column("candles", col, type_=sa.BigInteger(), existing_type=sa.Integer(),
@@ -214,7 +219,5 @@ def downgrade() -> None:
                         existing_nullable=True)
     op.execute(TICKS_VIEW)
     op.execute(TICKS_VIEW_COMMENT)
-    op.drop_constraint(op.f("ck_candles_ask_finite"), "candles", type_="check")
-    op.drop_constraint(op.f("ck_candles_bid_finite"), "candles", type_="check")
-    op.drop_column("candles", "ask")
-    op.drop_column("candles", "bid")
+    for col, _ in _QUOTE_COLUMNS:
+        op.drop_column("candles", col)  # drops its check constraint with it
