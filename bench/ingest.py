@@ -156,7 +156,7 @@ def canonical_table(path: Path) -> pa.Table:
     """The file as the rows marketdb stores (instrument ids, seq), built once, untimed."""
     import pyarrow.compute as pc
 
-    from marketdb.services.ingest._seq import SeqAssigner
+    from marketdb.services.ingest._seq import SeqAssigner, content_hash
 
     t = pq.read_table(path)
     ids = {s: i + 1 for i, s in enumerate(datagen.SYMBOLS)}
@@ -165,7 +165,8 @@ def canonical_table(path: Path) -> pa.Table:
     inst = lookup[sym.indices.to_numpy()]
     ts = t.column("ts").combine_chunks()
     ts_ns = ts.cast(pa.int64()).to_numpy()
-    seq = SeqAssigner().assign(inst, ts_ns, np.ones(len(inst), dtype=bool))
+    h, counted = content_hash(t, "trades")
+    seq = SeqAssigner().assign(inst, ts_ns, h, counted, np.ones(len(inst), dtype=bool))
     return pa.table({
         "instrument_id": pa.array(inst, pa.int32()), "ts": ts, "seq": pa.array(seq),
         "price": t.column("price"), "size": t.column("size"),
@@ -220,7 +221,7 @@ def bench_raw_copy(server: Server, table: pa.Table, name: str, batch: int = 1_00
             ts = part.column("ts").combine_chunks()
             cols = [Column("instrument_id", "int4", part.column("instrument_id").combine_chunks()),
                     Column("ts", "ts_us", ts), Column("ts_nanos", "ts_nanos", ts),
-                    Column("seq", "int4", part.column("seq").combine_chunks()),
+                    Column("seq", "int8", part.column("seq").combine_chunks()),
                     Column("price", "float8", part.column("price").combine_chunks()),
                     Column("size", "float8", part.column("size").combine_chunks()),
                     Column("side", "int2", part.column("side").combine_chunks()),

@@ -25,8 +25,9 @@ So ``seq`` is derived from the row itself (a 63-bit non-negative int64):
 trade). Ties at the same ``(ts, ts_nanos)`` sort by ``seq``: a fixed,
 deterministic order (first/last of continuous bars use it), not arrival order.
 
-``H`` is a fixed 64-bit hash (polynomial hashes of the UTF-8 bytes modulo two
-31-bit primes, floats by their IEEE bits, mixed with SplitMix64). It is part
+``H`` is a fixed 64-bit hash (text by a multilinear hash of its UTF-8 bytes
+with fixed per-position keys, floats by their IEEE bits, every field mixed
+with SplitMix64). It is part
 of the stored data's identity: changing it would make re-sent data look new,
 so it must never change (``tests/ingest/test_identity.py`` pins values).
 
@@ -51,8 +52,6 @@ __all__ = ["SeqAssigner", "content_hash", "finish_seq"]
 _U64 = np.uint64
 _GOLDEN = _U64(0x9E3779B97F4A7C15)
 _NULL = _U64(0x6A09E667F3BCC908)  # stands for a null field
-_M1, _P1 = 2_147_483_647, 911_382_323  # 2^31 - 1
-_M2, _P2 = 2_147_483_629, 972_663_749  # 2^31 - 19
 _TAG_ID = 0x7472616465696400  # "tradeid\0"
 _TAG_TRADE = 0x7472616465000000  # "trade"
 _TAG_QUOTE = 0x71756F7465000000  # "quote"
@@ -62,68 +61,90 @@ TRADE_CONTENT = ("price", "size", "side", "exchange", "conditions")
 QUOTE_CONTENT = ("bid", "ask", "bid_size", "ask_size", "exchange")
 
 
-def _mix(x: np.ndarray) -> np.ndarray:
+def _mix(x: np.ndarray, *, inplace: bool = False) -> np.ndarray:
     """SplitMix64 finaliser (uint64 arrays, wrapping arithmetic)."""
-    x = x.astype(_U64, copy=True)
-    x ^= x >> _U64(30)
-    x *= _U64(0xBF58476D1CE4E5B9)
-    x ^= x >> _U64(27)
-    x *= _U64(0x94D049BB133111EB)
-    x ^= x >> _U64(31)
+    x = x if inplace else x.astype(_U64, copy=True)
+    t = np.empty_like(x)
+    np.right_shift(x, _U64(30), out=t)
+    np.bitwise_xor(x, t, out=x)
+    np.multiply(x, _U64(0xBF58476D1CE4E5B9), out=x)
+    np.right_shift(x, _U64(27), out=t)
+    np.bitwise_xor(x, t, out=x)
+    np.multiply(x, _U64(0x94D049BB133111EB), out=x)
+    np.right_shift(x, _U64(31), out=t)
+    np.bitwise_xor(x, t, out=x)
     return x
 
 
 def _step(acc: np.ndarray, value: np.ndarray) -> np.ndarray:
-    """Fold one uint64 value per row into the running hash (order sensitive)."""
-    return _mix(acc * _GOLDEN + _mix(value))
+    """Fold one uint64 value per row into the running hash (order sensitive; callers
+    finish with :func:`_mix`)."""
+    out = _mix(value)
+    np.add(out, acc * _GOLDEN, out=out)
+    return out
 
 
-_POW_CACHE: dict[int, np.ndarray] = {}
-
-
-def _powers(base: int, mod: int, n: int) -> np.ndarray:
-    """base**k % mod for k < n (uint64), by doubling."""
-    cached = _POW_CACHE.get(base)
+def _position_keys(n: int) -> np.ndarray:
+    """Fixed per-byte-position multipliers: SplitMix64 of the position (odd)."""
+    cached = _KEYS.get(0)
     if cached is not None and len(cached) >= n:
         return cached[:n]
-    p = np.ones(1, dtype=_U64)
-    while len(p) < n:
-        step = int(pow(base, len(p), mod))
-        p = np.concatenate((p, (p * _U64(step)) % _U64(mod)))
-    _POW_CACHE[base] = p
-    return p[:n]
+    keys = _mix(np.arange(max(n, 64), dtype=_U64) + _GOLDEN) | _U64(1)
+    _KEYS[0] = keys
+    return keys[:n]
 
 
-def _string_parts(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(valid, length, h1, h2) per row of a string array (null rows: length 0, h 0)."""
+_KEYS: dict[int, np.ndarray] = {}
+
+
+def _bytes_hash(words: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(length, h) of each value of a string array; ``h`` is a multilinear hash of the
+    UTF-8 bytes: sum of (byte + 1) times a fixed 64-bit key per position, mod 2**64."""
+    if not pa.types.is_large_string(words.type):
+        words = pc.cast(words, pa.large_string())
+    m = len(words)
+    bufs = words.buffers()
+    if bufs[1] is None or m == 0:
+        return np.zeros(m, np.int64), np.zeros(m, _U64)
+    offsets = np.frombuffer(bufs[1], dtype=np.int64)[words.offset: words.offset + m + 1]
+    length = np.diff(offsets)
+    h = np.zeros(m, dtype=_U64)
+    total = int(offsets[-1] - offsets[0])
+    if total and bufs[2] is not None:
+        # the values' bytes are contiguous: one pass over them, no gather
+        data = np.frombuffer(bufs[2], dtype=np.uint8)[int(offsets[0]): int(offsets[-1])]
+        firsts = offsets[:-1] - offsets[0]
+        pos = np.arange(total, dtype=np.int64)
+        pos -= np.repeat(firsts, length)
+        term = _position_keys(int(length.max()))[pos]
+        term *= data.astype(_U64) + _U64(1)
+        rows = np.flatnonzero(length > 0)
+        h[rows] = np.add.reduceat(term, firsts[rows])
+    return length, h
+
+
+def _string_parts(arr: pa.Array | pa.ChunkedArray, *, few_values: bool = True
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(valid, length, h) per row of a string column (null rows: length 0, h 0).
+
+    With ``few_values`` (exchange, conditions) distinct values are hashed once
+    (dictionary encoding); otherwise (trade ids) every value is hashed in place.
+    """
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
-    if isinstance(arr, pa.DictionaryArray):
-        arr = arr.dictionary_decode()
-    if not pa.types.is_large_string(arr.type):
-        arr = pc.cast(arr, pa.large_string())
-    n = len(arr)
+    if isinstance(arr, pa.DictionaryArray) or few_values:
+        enc = arr if isinstance(arr, pa.DictionaryArray) else pc.dictionary_encode(arr)
+        assert isinstance(enc, pa.DictionaryArray)
+        w_len, w_h = _bytes_hash(enc.dictionary)
+        idx = enc.indices
+        valid = np.asarray(idx.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+        if len(w_len) == 0:
+            return valid, np.zeros(len(idx), np.int64), np.zeros(len(idx), _U64)
+        codes = np.asarray(pc.fill_null(idx, 0).to_numpy(zero_copy_only=False), dtype=np.int64)
+        return valid, np.where(valid, w_len[codes], 0), np.where(valid, w_h[codes], _U64(0))
     valid = np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
-    bufs = arr.buffers()
-    offsets = np.frombuffer(bufs[1], dtype=np.int64)[arr.offset: arr.offset + n + 1] \
-        if bufs[1] is not None else np.zeros(n + 1, np.int64)
-    start, end = offsets[:-1], offsets[1:]
-    length = np.where(valid, end - start, 0).astype(np.int64)
-    h1 = np.zeros(n, dtype=_U64)
-    h2 = np.zeros(n, dtype=_U64)
-    rows = np.flatnonzero(length > 0)
-    if len(rows) and bufs[2] is not None:
-        data = np.frombuffer(bufs[2], dtype=np.uint8)
-        s, ln = start[rows], length[rows]
-        total = int(ln.sum())
-        base = np.repeat(s, ln)
-        firsts = np.concatenate(([0], np.cumsum(ln)[:-1]))
-        pos = np.arange(total, dtype=np.int64) - np.repeat(firsts, ln)
-        byte = data[base + pos].astype(_U64) + _U64(1)
-        for out, p, m in ((h1, _P1, _M1), (h2, _P2, _M2)):
-            terms = (byte * _powers(p, m, int(ln.max()))[pos]) % _U64(m)
-            out[rows] = np.add.reduceat(terms, firsts) % _U64(m)
-    return valid, length, h1, h2
+    length, h = _bytes_hash(arr)
+    return valid, np.where(valid, length, 0), np.where(valid, h, _U64(0))
 
 
 def _numeric_parts(arr: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
@@ -148,8 +169,8 @@ def _fold(acc: np.ndarray, table: pa.Table, name: str) -> np.ndarray:
     col = table.column(name)
     if pa.types.is_string(col.type) or pa.types.is_large_string(col.type) \
             or pa.types.is_dictionary(col.type):
-        valid, length, h1, h2 = _string_parts(col)
-        v = _step(_step(_mix(length.view(_U64)), h1), h2)
+        valid, length, hs = _string_parts(col)
+        v = _step(_mix(length.view(_U64)), hs)
     else:
         valid, v = _numeric_parts(col)
     return _step(acc, np.where(valid, v, _NULL))
@@ -168,16 +189,17 @@ def content_hash(table: pa.Table, table_name: str) -> tuple[np.ndarray, np.ndarr
     acc = np.full(n, _U64(tag), dtype=_U64)
     for name in fields:
         acc = _fold(acc, table, name)
+    acc = _mix(acc, inplace=True)
     counted = np.ones(n, dtype=bool)
     if table_name == "trades" and "trade_id" in table.column_names:
         tid = table.column("trade_id")
         if tid.null_count < n:
-            valid, length, h1, h2 = _string_parts(tid)
+            valid, length, hs = _string_parts(tid, few_values=False)
             has_id = valid & (length > 0)
             if has_id.any():
                 by_id = np.full(n, _U64(_TAG_ID), dtype=_U64)
-                by_id = _step(_step(_step(by_id, length.view(_U64)), h1), h2)
-                by_id = _fold(by_id, table, "exchange")
+                by_id = _step(_step(by_id, length.view(_U64)), hs)
+                by_id = _mix(_fold(by_id, table, "exchange"), inplace=True)
                 acc = np.where(has_id, by_id, acc)
                 counted = ~has_id
     return acc, counted
@@ -185,19 +207,32 @@ def content_hash(table: pa.Table, table_name: str) -> tuple[np.ndarray, np.ndarr
 
 def finish_seq(h: np.ndarray, occurrence: np.ndarray) -> np.ndarray:
     """The stored ``seq`` (int64 in [0, 2**63)) from a row's hash and occurrence number."""
-    key = np.where(occurrence == 0, h, _step(h, occurrence.astype(np.int64).view(_U64)))
-    return (key >> _U64(1)).view(np.int64)
+    key = h.astype(_U64, copy=True)
+    again = np.flatnonzero(occurrence != 0)
+    if len(again):
+        key[again] = _mix(_step(h[again], occurrence[again].astype(np.int64).view(_U64)),
+                          inplace=True)
+    key >>= _U64(1)
+    return key.view(np.int64)
 
 
 def _fingerprint(inst: np.ndarray, ts: np.ndarray, h: np.ndarray) -> np.ndarray:
-    acc = _mix(inst.astype(np.int64).view(_U64))
-    return _step(_step(acc, ts.astype(np.int64).view(_U64)), h)
+    """64-bit fingerprint of (instrument, ts, content): ``h`` is already well mixed."""
+    acc = ts.astype(np.int64).view(_U64) * _GOLDEN
+    acc += inst.astype(np.int64).view(_U64) * _U64(0xC2B2AE3D27D4EB4F)
+    acc += h
+    return _mix(acc, inplace=True)
 
 
 @dataclass
 class _Chunk:
-    lo: int
-    hi: int
+    """What one earlier batch saw: per instrument its time range, and its fingerprints."""
+
+    lo: int  # min ts of the batch
+    hi: int  # max ts of the batch
+    ids: np.ndarray  # sorted distinct instruments
+    ids_lo: np.ndarray  # per instrument: min ts
+    ids_hi: np.ndarray  # per instrument: max ts
     fp: np.ndarray  # sorted distinct fingerprints (uint64)
     counts: np.ndarray | None  # rows per fingerprint; None when all are 1
 
@@ -206,7 +241,7 @@ class _Chunk:
 class SeqAssigner:
     """Occurrence numbers of identical rows across the batches of one call (module docstring)."""
 
-    _history: dict[int, list[_Chunk]] = field(default_factory=dict)
+    _history: list[_Chunk] = field(default_factory=list)
 
     def assign(self, instrument: np.ndarray, ts: np.ndarray, h: np.ndarray,
                counted: np.ndarray, usable: np.ndarray) -> np.ndarray:
@@ -218,77 +253,82 @@ class SeqAssigner:
         """
         n = len(ts)
         occ = np.zeros(n, dtype=np.int64)
-        rows = np.flatnonzero(usable & counted)
-        if len(rows):
-            inst = instrument[rows].astype(np.int64)
-            t = ts[rows].astype(np.int64)
-            fp = _fingerprint(inst, t, h[rows])
-            order = np.argsort(fp, kind="stable")
-            s = fp[order]
-            new_group = np.empty(len(s), dtype=bool)
-            new_group[0] = True
-            np.not_equal(s[1:], s[:-1], out=new_group[1:])
-            starts = np.flatnonzero(new_group)
-            sizes = np.diff(np.append(starts, len(s)))
-            rank = np.arange(len(s), dtype=np.int64) - np.repeat(starts, sizes)
-            first = order[starts]
-            g_inst, g_ts, g_fp = inst[first], t[first], s[starts]
-            prior = self._prior_counts(g_inst, g_ts, g_fp)
-            if prior.any():
-                rank += np.repeat(prior, sizes)
-            out = np.empty(len(s), dtype=np.int64)
-            out[order] = rank
-            occ[rows] = out
-            self._remember(g_inst, g_ts, g_fp, sizes)
+        take = usable & counted
+        rows = None if take.all() else np.flatnonzero(take)
+        if rows is None or len(rows):
+            inst = (instrument if rows is None else instrument[rows]).astype(np.int64)
+            t = (ts if rows is None else ts[rows]).astype(np.int64)
+            fp = _fingerprint(inst, t, h if rows is None else h[rows])
+            sorted_fp = np.sort(fp)
+            local, uniq, counts = _local_occurrences(fp, sorted_fp)
+            local += self._prior_counts(inst, t, fp)
+            if rows is None:
+                occ = local
+            else:
+                occ[rows] = local
+            self._remember(inst, t, uniq, counts)
         seq = finish_seq(h, occ)
         seq[~usable] = 0
         return seq
 
-    def _prior_counts(self, g_inst: np.ndarray, g_ts: np.ndarray, g_fp: np.ndarray
-                      ) -> np.ndarray:
-        """For each distinct (instrument, ts, content) of this batch, rows in earlier batches."""
-        prior = np.zeros(len(g_fp), dtype=np.int64)
+    def _prior_counts(self, inst: np.ndarray, t: np.ndarray, fp: np.ndarray) -> np.ndarray:
+        """Per row: rows with its fingerprint in earlier batches (checked only where an
+        earlier batch covered the row's instrument and time)."""
+        prior = np.zeros(len(fp), dtype=np.int64)
         if not self._history:
             return prior
-        for i, idx in _by_instrument(g_inst):
-            chunks = self._history.get(i)
-            if not chunks:
+        lo, hi = int(t.min()), int(t.max())
+        for c in self._history:
+            if c.hi < lo or c.lo > hi:
                 continue
-            ts_i = g_ts[idx]
-            lo, hi = int(ts_i.min()), int(ts_i.max())
-            for c in chunks:
-                if c.hi < lo or c.lo > hi:
-                    continue
-                near = idx[(ts_i >= c.lo) & (ts_i <= c.hi)]
-                q = g_fp[near]
-                pos = np.minimum(np.searchsorted(c.fp, q), len(c.fp) - 1)
-                hit = c.fp[pos] == q
-                if not hit.any():
-                    continue
+            p = np.minimum(np.searchsorted(c.ids, inst), len(c.ids) - 1)
+            near = np.flatnonzero((c.ids[p] == inst) & (t >= c.ids_lo[p]) & (t <= c.ids_hi[p]))
+            if not len(near):
+                continue
+            q = fp[near]
+            pos = np.minimum(np.searchsorted(c.fp, q), len(c.fp) - 1)
+            hit = c.fp[pos] == q
+            if hit.any():
                 prior[near] += hit if c.counts is None else np.where(hit, c.counts[pos], 0)
         return prior
 
-    def _remember(self, g_inst: np.ndarray, g_ts: np.ndarray, g_fp: np.ndarray,
-                  sizes: np.ndarray) -> None:
-        for i, idx in _by_instrument(g_inst):
-            counts = sizes[idx]
-            kept = None if (counts == 1).all() else counts.astype(np.int32)
-            ts_i = g_ts[idx]
-            # idx is increasing, so the fingerprints stay sorted
-            self._history.setdefault(i, []).append(
-                _Chunk(int(ts_i.min()), int(ts_i.max()), g_fp[idx].copy(), kept)
-            )
+    def _remember(self, inst: np.ndarray, t: np.ndarray, uniq: np.ndarray,
+                  counts: np.ndarray | None) -> None:
+        if len(inst) and bool((inst == inst[0]).all()):
+            ids = inst[:1].copy()
+            ids_lo, ids_hi = np.array([t.min()]), np.array([t.max()])
+        else:
+            g = pa.table({"i": inst, "t": t}).group_by("i").aggregate(
+                [("t", "min"), ("t", "max")]).sort_by("i")
+            ids = g.column("i").to_numpy()
+            ids_lo, ids_hi = g.column("t_min").to_numpy(), g.column("t_max").to_numpy()
+        self._history.append(_Chunk(int(ids_lo.min()), int(ids_hi.max()), ids, ids_lo, ids_hi,
+                                    uniq, counts))
 
 
-def _by_instrument(inst: np.ndarray) -> list[tuple[int, np.ndarray]]:
-    """(instrument, increasing row indices) per distinct instrument."""
-    if len(inst) == 0:
-        return []
-    if bool((inst == inst[0]).all()):
-        return [(int(inst[0]), np.arange(len(inst)))]
-    order = np.argsort(inst, kind="stable")
-    s = inst[order]
-    cut = np.flatnonzero(s[1:] != s[:-1]) + 1
-    return [(int(s[a]), order[a:b]) for a, b in zip(np.concatenate(([0], cut)),
-                                                     np.concatenate((cut, [len(s)])),
-                                                     strict=True)]
+def _local_occurrences(fp: np.ndarray, sorted_fp: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(occurrence of each row among equal fingerprints in input order, distinct sorted
+    fingerprints, their counts or None when all are 1)."""
+    occ = np.zeros(len(fp), dtype=np.int64)
+    same = sorted_fp[1:] == sorted_fp[:-1]
+    if not same.any():
+        return occ, sorted_fp, None
+    keep = np.ones(len(sorted_fp), dtype=bool)
+    keep[1:] = ~same
+    starts = np.flatnonzero(keep)
+    uniq = sorted_fp[starts]
+    counts = np.diff(np.append(starts, len(sorted_fp))).astype(np.int32)
+    repeated = uniq[counts > 1]
+    pos = np.minimum(np.searchsorted(repeated, fp), len(repeated) - 1)
+    sel = np.flatnonzero(repeated[pos] == fp)
+    sub = fp[sel]
+    order = np.argsort(sub, kind="stable")
+    s = sub[order]
+    first = np.ones(len(s), dtype=bool)
+    first[1:] = s[1:] != s[:-1]
+    g_start = np.flatnonzero(first)
+    sizes = np.diff(np.append(g_start, len(s)))
+    rank = np.arange(len(s), dtype=np.int64) - np.repeat(g_start, sizes)
+    occ[sel[order]] = rank
+    return occ, uniq, counts

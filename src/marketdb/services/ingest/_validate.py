@@ -372,6 +372,11 @@ def check_common(
                 rows = np.zeros(len(col), dtype=bool)
                 rows[parents[nf]] = True
                 report.add("not_finite", f.name, rows, col)
+            big = mask(pc.greater(pc.abs(flat), MAX_MAGNITUDE)) & ~nf
+            if big.any():
+                rows = np.zeros(len(col), dtype=bool)
+                rows[parents[big]] = True
+                report.add("magnitude", f.name, rows, col)
             if f.role == "price_list":
                 badp = mask(pc.less_equal(flat, 0.0))
                 if price_may_be_non_positive is not None and badp.any():

@@ -107,10 +107,16 @@ def _parse_metadata(v: Any, row: int) -> dict[str, Any]:
         try:
             parsed = json.loads(v)
         except ValueError as e:
-            raise InvalidInput(f"row {row}: metadata is not valid JSON: {v[:60]!r}") from e
+            raise InvalidInput(
+                f"row {row} metadata={v[:60]!r}: bad_value (must be a JSON object); nothing "
+                "was written", hint="pass metadata as a dict or as JSON object text",
+                details={"rule": "bad_value", "field": "metadata", "row": row}) from e
         if isinstance(parsed, dict):
             return {str(k): _json_safe(x) for k, x in parsed.items()}
-    raise InvalidInput(f"row {row}: metadata must be a JSON object, got {type(v).__name__}")
+    raise InvalidInput(
+        f"row {row} metadata: bad_value (must be a JSON object, got {type(v).__name__}); "
+        "nothing was written", hint="pass metadata as a dict or as JSON object text",
+        details={"rule": "bad_value", "field": "metadata", "row": row})
 
 
 def _read_records(data: Any, *, fmt: str | None, columns: Mapping[str, str] | None,
