@@ -198,7 +198,7 @@ class AdbcTrades:
             col(0, pa.int32()),
             col(1, pa.timestamp("us", tz="UTC")).astype("datetime64[us]").astype(np.int64),
             col(2, pa.int16()),
-            col(3, pa.int32()),
+            col(3, pa.int64()),
             col(4, pa.float64()),
             col(5, pa.float64()),
             col(6, pa.int16()),

@@ -32,7 +32,10 @@ from marketdb.errors import InvalidInput, NotFound
 __all__ = ["DEFAULT_BATCH_SIZE", "ReadPlan", "Source", "SourceFormat", "open_source"]
 
 #: Rows per batch (and per transaction) unless the caller says otherwise.
-DEFAULT_BATCH_SIZE = 500_000  # two batches in flight (one prepared ahead) stay well under 1 GB
+#: Rows per batch (one transaction). Two batches are in flight (one prepared ahead while
+#: the other is written); at 250k rows a CSV ingest peaks well under 1 GB whatever the
+#: file size (bench/ingest.py --csv-mb).
+DEFAULT_BATCH_SIZE = 250_000
 
 SourceFormat = str  # "csv" | "parquet" | "json" | "jsonl"
 
@@ -235,7 +238,7 @@ def _csv_batches(
 ) -> Iterator[pa.RecordBatch]:
     delimiter = csv.get("delimiter") or ("\t" if ".tsv" in path.name.lower() else ",")
     column_names = csv.get("column_names")
-    block = int(csv.get("block_size", 16 << 20))
+    block = int(csv.get("block_size", 8 << 20))
     read = pacsv.ReadOptions(
         block_size=block,
         column_names=list(column_names) if column_names else None,
