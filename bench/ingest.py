@@ -24,9 +24,14 @@ Rounds are interleaved (every contender once per round, fresh databases each
 round) and the median is reported; compare ratios from one run. No assertion
 on time anywhere: this prints numbers.
 
+* **CSV memory** (``--csv-mb 190,767,2048``): peak RSS of ingesting generated
+  tick CSVs of those sizes at the default batch size (issue 10 item 5: it must
+  stay under 1 GB whatever the file size).
+
 Run::
 
     .venv/bin/python bench/ingest.py                 # 10M rows, 1 round
+    .venv/bin/python bench/ingest.py --csv-mb 190,767,2048   # CSV peak RSS only
     .venv/bin/python bench/ingest.py --rows 1000000 --rounds 3 --json out.json
 
 :func:`run` returns the results as a dict (the lead's bench runner calls it).
@@ -156,7 +161,7 @@ def canonical_table(path: Path) -> pa.Table:
     """The file as the rows marketdb stores (instrument ids, seq), built once, untimed."""
     import pyarrow.compute as pc
 
-    from marketdb.services.ingest._seq import SeqAssigner
+    from marketdb.services.ingest._seq import SeqAssigner, content_hash
 
     t = pq.read_table(path)
     ids = {s: i + 1 for i, s in enumerate(datagen.SYMBOLS)}
@@ -165,7 +170,8 @@ def canonical_table(path: Path) -> pa.Table:
     inst = lookup[sym.indices.to_numpy()]
     ts = t.column("ts").combine_chunks()
     ts_ns = ts.cast(pa.int64()).to_numpy()
-    seq = SeqAssigner().assign(inst, ts_ns, np.ones(len(inst), dtype=bool))
+    h, counted = content_hash(t, "trades")
+    seq = SeqAssigner().assign(inst, ts_ns, h, counted, np.ones(len(inst), dtype=bool))
     return pa.table({
         "instrument_id": pa.array(inst, pa.int32()), "ts": ts, "seq": pa.array(seq),
         "price": t.column("price"), "size": t.column("size"),
@@ -220,7 +226,7 @@ def bench_raw_copy(server: Server, table: pa.Table, name: str, batch: int = 1_00
             ts = part.column("ts").combine_chunks()
             cols = [Column("instrument_id", "int4", part.column("instrument_id").combine_chunks()),
                     Column("ts", "ts_us", ts), Column("ts_nanos", "ts_nanos", ts),
-                    Column("seq", "int4", part.column("seq").combine_chunks()),
+                    Column("seq", "int8", part.column("seq").combine_chunks()),
                     Column("price", "float8", part.column("price").combine_chunks()),
                     Column("size", "float8", part.column("size").combine_chunks()),
                     Column("side", "int2", part.column("side").combine_chunks()),
@@ -350,6 +356,46 @@ def bench_arcticdb(table: pa.Table, workdir: Path) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------ runner
+#: Approximate bytes per row of the generated tick CSV (sizes the file).
+_CSV_BYTES_PER_ROW = 55
+
+
+def csv_file(megabytes: int) -> Path:
+    """A tick CSV of about ``megabytes`` MB (the datagen rows), generated at bench time
+    into bench/data (never committed) and reused by later runs."""
+    import pyarrow.csv as pacsv
+
+    path = datagen.DATA_DIR / f"ticks_{megabytes}MB.csv"
+    if path.exists():
+        return path
+    rows = int(megabytes * 1e6 / _CSV_BYTES_PER_ROW)
+    src = datagen.generate(rows)
+    tmp = path.with_suffix(".tmp")
+    pf = pq.ParquetFile(src)
+    with pacsv.CSVWriter(tmp, pf.schema_arrow) as w:
+        for batch in pf.iter_batches(batch_size=1_000_000):
+            w.write_batch(batch)
+    tmp.rename(path)
+    return path
+
+
+def bench_csv_rss(server: Server, sizes_mb: list[int], *, batch_size: int,
+                  log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Peak RSS of ``write_ticks(csv_path)`` (child process) per CSV size, default batch."""
+    out: dict[str, Any] = {}
+    for mb in sizes_mb:
+        path = csv_file(mb)
+        log(f"csv {mb} MB: {path} ({path.stat().st_size / 1e6:.0f} MB) ...")
+        res = bench_marketdb(server, path, f"mdb_bench_csv_{os.getpid()}",
+                             batch_size=batch_size, rerun=False)
+        out[f"{mb}MB"] = {"file_bytes": path.stat().st_size, "rows": res["rows"],
+                          "peak_rss_bytes": res["peak_rss_bytes"],
+                          "rows_per_second": res["rows_per_second"]}
+        log(f"    peak RSS {res['peak_rss_bytes'] / 2**20:,.0f} MiB, "
+            f"{res['rows_per_second']:,.0f} rows/s")
+    return out
+
+
 def _median(xs: list[float]) -> float:
     return float(statistics.median(xs)) if xs else float("nan")
 
@@ -462,7 +508,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--url", default=None, help="PostgreSQL server to use (default: scratch embedded)")
     p.add_argument("--only", default=None, help="comma-separated contenders")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
+    p.add_argument("--csv-mb", default=None,
+                   help="only the CSV memory case: comma-separated CSV sizes in MB "
+                   "(e.g. 190,767,2048), ingested at the default batch size")
     a = p.parse_args(argv)
+    if a.csv_mb:
+        from marketdb.services.ingest._sources import DEFAULT_BATCH_SIZE
+
+        server = Server(a.url)
+        try:
+            res = {"csv_rss": bench_csv_rss(server, [int(x) for x in a.csv_mb.split(",")],
+                                            batch_size=DEFAULT_BATCH_SIZE),
+                   "versions": _versions()}
+        finally:
+            server.close()
+        text = json.dumps(res, indent=2, default=str)
+        print(text)
+        if a.json:
+            a.json.write_text(text)
+        return 0
     kw: dict[str, Any] = {}
     if a.only:
         kw["contenders"] = tuple(a.only.split(","))

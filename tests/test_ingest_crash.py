@@ -109,12 +109,13 @@ def _stored(db_url: str) -> tuple[int, int, set[tuple[int, int]]]:
 def _expected_keys(table: pa.Table, rows: int) -> set[tuple[int, int]]:
     import numpy as np
 
-    from marketdb.services.ingest._seq import SeqAssigner
+    from marketdb.services.ingest._seq import SeqAssigner, content_hash
 
     part = table.slice(0, rows)
     sym = np.array([hash(s) for s in part.column("symbol").to_pylist()])
     ts = part.column("ts").cast(pa.int64()).to_numpy()
-    seq = SeqAssigner().assign(sym, ts, np.ones(len(ts), bool))
+    h, counted = content_hash(part, "trades")
+    seq = SeqAssigner().assign(sym, ts, h, counted, np.ones(len(ts), bool))
     return set(zip(ts.tolist(), seq.tolist(), strict=True))
 
 

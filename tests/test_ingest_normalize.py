@@ -19,7 +19,7 @@ from marketdb.errors import InvalidInput
 from marketdb.services.ingest import normalize_interval, normalize_symbol
 from marketdb.services.ingest._normalize import Normalizer, normalize_symbols
 from marketdb.services.ingest._schemas import CANDLES, CORPORATE_ACTIONS, OPTIONS, TICKS, snake
-from marketdb.services.ingest._seq import SeqAssigner
+from marketdb.services.ingest._seq import SeqAssigner, finish_seq
 from marketdb.services.ingest._sources import open_source
 from marketdb.services.ingest._timestamps import TimeParser
 
@@ -333,44 +333,60 @@ def test_option_rights_and_action_types_are_normalised() -> None:
 
 
 # --------------------------------------------------------------------- seq
+# Identical rows (same content hash) of one instrument and nanosecond are numbered by
+# occurrence across the batches of a call; ``_occ`` turns expected occurrences into seq.
+def _same(n: int) -> np.ndarray:
+    return np.full(n, 12345 << 8, dtype=np.uint64)
+
+
+def _occ(*occ: int) -> list[int]:
+    return finish_seq(_same(len(occ)), np.array(occ, dtype=np.int64)).tolist()
+
+
+def _assign(a: SeqAssigner, inst: np.ndarray, ts: np.ndarray,
+            usable: np.ndarray | None = None) -> np.ndarray:
+    n = len(ts)
+    ones = np.ones(n, bool)
+    return a.assign(inst, ts, _same(n), ones, ones if usable is None else usable)
+
+
 def test_seq_counts_ties_per_instrument_and_nanosecond_in_input_order() -> None:
     a = SeqAssigner()
     inst = np.array([1, 1, 2, 1, 1], dtype=np.int32)
     ts = np.array([5, 5, 5, 7, 5], dtype=np.int64)
-    assert a.assign(inst, ts, np.ones(5, bool)).tolist() == [0, 1, 0, 0, 2]
+    assert _assign(a, inst, ts).tolist() == _occ(0, 1, 0, 0, 2)
 
 
 def test_seq_continues_a_group_that_straddles_a_batch_boundary() -> None:
     a = SeqAssigner()
-    first = a.assign(np.array([1, 1, 1]), np.array([1, 2, 2]), np.ones(3, bool))
-    second = a.assign(np.array([1, 1, 1]), np.array([2, 2, 3]), np.ones(3, bool))
-    assert first.tolist() == [0, 0, 1]
-    assert second.tolist() == [2, 3, 0]  # never restarts at 0 mid-group
+    first = _assign(a, np.array([1, 1, 1]), np.array([1, 2, 2]))
+    second = _assign(a, np.array([1, 1, 1]), np.array([2, 2, 3]))
+    assert first.tolist() == _occ(0, 0, 1)
+    assert second.tolist() == _occ(2, 3, 0)  # never restarts at 0 mid-group
 
 
 def test_seq_stays_exact_when_a_later_batch_goes_back_in_time() -> None:
     a = SeqAssigner()
-    a.assign(np.array([1, 1, 2]), np.array([10, 20, 10]), np.ones(3, bool))
-    a.assign(np.array([1, 1]), np.array([30, 40]), np.ones(2, bool))
-    back = a.assign(np.array([1, 2, 1]), np.array([10, 10, 15]), np.ones(3, bool))
-    assert back.tolist() == [1, 1, 0]
+    _assign(a, np.array([1, 1, 2]), np.array([10, 20, 10]))
+    _assign(a, np.array([1, 1]), np.array([30, 40]))
+    back = _assign(a, np.array([1, 2, 1]), np.array([10, 10, 15]))
+    assert back.tolist() == _occ(1, 1, 0)
 
 
 def test_rows_without_a_usable_key_do_not_count_towards_seq() -> None:
     a = SeqAssigner()
-    out = a.assign(np.array([1, 1, 1]), np.array([5, 5, 5]), np.array([True, False, True]))
-    assert out.tolist() == [0, 0, 1]
+    out = _assign(a, np.array([1, 1, 1]), np.array([5, 5, 5]), np.array([True, False, True]))
+    assert out.tolist() == [_occ(0)[0], 0, _occ(0, 1)[1]]
 
 
 def test_seq_of_one_stream_does_not_depend_on_how_it_is_cut_into_batches() -> None:
     rng = np.random.default_rng(3)
     inst = rng.integers(1, 4, 500)
     ts = rng.integers(0, 40, 500)
-    whole = SeqAssigner().assign(inst, ts, np.ones(500, bool))
+    whole = _assign(SeqAssigner(), inst, ts)
     for cut in (1, 7, 64, 499):
         a = SeqAssigner()
-        parts = [a.assign(inst[i : i + cut], ts[i : i + cut], np.ones(len(inst[i : i + cut]), bool))
-                 for i in range(0, 500, cut)]
+        parts = [_assign(a, inst[i : i + cut], ts[i : i + cut]) for i in range(0, 500, cut)]
         assert np.concatenate(parts).tolist() == whole.tolist()
 
 

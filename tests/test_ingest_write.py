@@ -58,10 +58,12 @@ def test_ticks_round_trip_with_nanoseconds_and_same_timestamp_trades(db: marketd
     assert res.seconds > 0
     with db.raw() as conn:
         rows = conn.execute(
-            "SELECT ts_nanos, seq, price, side, source FROM trades ORDER BY ts, ts_nanos, seq"
+            "SELECT ts_nanos, price, side, source FROM trades ORDER BY ts, ts_nanos, price"
         ).fetchall()
-    assert rows[:2] == [(1, 0, 100.0, 1, "test"), (1, 1, 101.0, -1, "test")]
+        keys = conn.execute("SELECT count(DISTINCT (ts, ts_nanos, seq)) FROM trades").fetchone()
+    assert rows[:2] == [(1, 100.0, 1, "test"), (1, 101.0, -1, "test")]
     assert len(rows) == 6
+    assert keys == (6,)
 
 
 def test_reingesting_the_same_data_changes_nothing(db: marketdb.MarketDB) -> None:
@@ -101,8 +103,9 @@ def test_a_same_timestamp_group_split_across_batches_keeps_every_trade(
     res = db.ingest.write_ticks(df, batch_size=2)  # batches [0,1] [2,3] [4]: the group straddles
     assert (res.batches, res.inserted) == (3, 5)
     with db.raw() as conn:
-        seqs = conn.execute("SELECT seq, price FROM trades ORDER BY seq").fetchall()
-    assert seqs == [(0, 1.0), (1, 2.0), (2, 3.0), (3, 4.0), (4, 5.0)]
+        seqs = conn.execute("SELECT seq, price FROM trades ORDER BY price").fetchall()
+    assert [p for _, p in seqs] == [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert len({q for q, _ in seqs}) == 5
     again = db.ingest.write_ticks(df, batch_size=3)  # other cut, same keys
     assert (again.inserted, again.duplicates) == (0, 5)
 
@@ -123,7 +126,8 @@ def test_trades_and_quotes_are_split_from_one_tick_frame(db: marketdb.MarketDB) 
 
 def test_on_conflict_update_applies_corrections_and_counts_them(db: marketdb.MarketDB) -> None:
     register(db, "AAPL")
-    df = ticks_frame()
+    # corrections need the provider's trade id: without one, a different price is another trade
+    df = ticks_frame().assign(trade_id=[f"t{i}" for i in range(6)])
     db.ingest.write_ticks(df)
     fixed = df.copy()
     fixed.loc[3, "price"] = 999.0
@@ -383,8 +387,13 @@ def test_a_concurrent_writer_of_the_same_key_is_deduplicated_not_duplicated(
     ts = df["ts"].iloc[4].to_pydatetime()
     other = psycopg.connect(db_url)
     db.ingest.write_ticks(df.iloc[:1])  # partitions exist; row 4 is later than anything stored
+    from marketdb.services.ingest._seq import content_hash, finish_seq
+
+    row4 = pa.Table.from_pandas(df.iloc[4:5][["price", "size", "exchange"]].assign(
+        side=pa.array(df["side"].iloc[4:5], pa.int8())), preserve_index=False)
+    seq4 = int(finish_seq(content_hash(row4, "trades")[0], np.zeros(1, np.int64))[0])
     other.execute("INSERT INTO trades (instrument_id, ts, ts_nanos, seq, price, size) "
-                  "VALUES (%s, %s, 0, 0, 555.0, 1.0)", [iid, ts])  # not committed yet
+                  "VALUES (%s, %s, 0, %s, 555.0, 1.0)", [iid, ts, seq4])  # not committed yet
     result: dict[str, Any] = {}
 
     def write() -> None:

@@ -50,16 +50,16 @@ PARTIAL_SCHEMA: dict[str, pl.DataType] = {
     "buy_volume": pl.Float64(),
     "sell_volume": pl.Float64(),
     "first_ns": pl.Int64(),
-    "first_seq": pl.Int32(),
+    "first_seq": pl.Int64(),
     "last_ns": pl.Int64(),
-    "last_seq": pl.Int32(),
+    "last_seq": pl.Int64(),
 }
 BAR_FIELDS: tuple[str, ...] = tuple(PARTIAL_SCHEMA)
 
 _TRADE_SCHEMA: dict[str, pl.DataType] = {
     "instrument_id": pl.Int32(),
     "ts": pl.Int64(),
-    "seq": pl.Int32(),
+    "seq": pl.Int64(),
     "price": pl.Float64(),
     "size": pl.Float64(),
     "side": pl.Int8(),
@@ -70,7 +70,7 @@ def trades_frame(batch: pa.Table | pa.RecordBatch | pl.DataFrame) -> pl.DataFram
     """The canonical trade batch as a polars frame with ``ts`` as epoch-ns ``Int64``.
 
     Accepts the canonical Arrow schema (``instrument_id`` int32, ``ts`` timestamp[ns, UTC],
-    ``seq`` int32, ``price``/``size`` float64, ``side`` int8 nullable); ``side`` may be absent
+    ``seq`` int64, ``price``/``size`` float64, ``side`` int8 nullable); ``side`` may be absent
     (all unknown). Other columns are ignored.
     """
     df = batch if isinstance(batch, pl.DataFrame) else pl.from_arrow(batch)
@@ -96,7 +96,7 @@ def trades_frame(batch: pa.Table | pa.RecordBatch | pl.DataFrame) -> pl.DataFram
         {
             "instrument_id": df.get_column("instrument_id").cast(pl.Int32),
             "ts": ts_ns.cast(pl.Int64),
-            "seq": df.get_column("seq").cast(pl.Int32),
+            "seq": df.get_column("seq").cast(pl.Int64),
             "price": df.get_column("price").cast(pl.Float64),
             "size": df.get_column("size").cast(pl.Float64),
             "side": side.alias("side"),

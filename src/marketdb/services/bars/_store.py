@@ -97,7 +97,7 @@ def lock_instruments(conn: Conn, ids: Iterable[int], *, exclusive: bool) -> None
 _TRADE_FRAME: dict[str, pl.DataType] = {
     "instrument_id": pl.Int32(),
     "ts": pl.Int64(),
-    "seq": pl.Int32(),
+    "seq": pl.Int64(),
     "price": pl.Float64(),
     "size": pl.Float64(),
     "side": pl.Int8(),
@@ -148,7 +148,7 @@ def fetch_trades(conn: Conn, instrument_id: int, spans: Sequence[tuple[int, int]
     raw = copy_out(
         conn,
         _trades_query(instrument_id, spans),
-        ["int4", "timestamptz", "int2", "int4", "float8", "float8", "int2"],
+        ["int4", "timestamptz", "int2", "int8", "float8", "float8", "int2"],
     )
     return _trade_frame(*(raw[f"f{i}"] for i in range(7)))
 
@@ -199,7 +199,7 @@ class AdbcTrades:
             col(0, pa.int32()),
             col(1, pa.timestamp("us", tz="UTC")).astype("datetime64[us]").astype(np.int64),
             col(2, pa.int16()),
-            col(3, pa.int32()),
+            col(3, pa.int64()),
             col(4, pa.float64()),
             col(5, pa.float64()),
             col(6, pa.int16()),
@@ -270,7 +270,7 @@ def stage_bars(conn: Conn, bars: Mapping[Interval, pl.DataFrame]) -> tuple[list[
             "open float8 NOT NULL, high float8 NOT NULL, low float8 NOT NULL, close float8 NOT NULL, "
             "volume float8 NOT NULL, notional float8 NOT NULL, trade_count int8 NOT NULL, "
             "buy_volume float8 NOT NULL, sell_volume float8 NOT NULL, "
-            "first_ns int8 NOT NULL, first_seq int4 NOT NULL, last_ns int8 NOT NULL, last_seq int4 NOT NULL"
+            "first_ns int8 NOT NULL, first_seq int8 NOT NULL, last_ns int8 NOT NULL, last_seq int8 NOT NULL"
             ") ON COMMIT DELETE ROWS"
         ).format(sql.Identifier(_STAGE))
     )
@@ -312,9 +312,9 @@ def stage_bars(conn: Conn, bars: Mapping[Interval, pl.DataFrame]) -> tuple[list[
             "buy_volume": ("float8", nan_for_null("buy_volume")),
             "sell_volume": ("float8", nan_for_null("sell_volume")),
             "first_ns": ("int8", col("first_ns")),
-            "first_seq": ("int4", col("first_seq")),
+            "first_seq": ("int8", col("first_seq")),
             "last_ns": ("int8", col("last_ns")),
-            "last_seq": ("int4", col("last_seq")),
+            "last_seq": ("int8", col("last_seq")),
         },
     )
     return names, n

@@ -72,7 +72,7 @@ def update_bars(
     """Bring the stored bars of every interval up to date with a batch just written to trades.
 
     ``batch`` is a canonical trade batch (Arrow table or polars frame: instrument_id int32,
-    ts timestamp[ns, UTC], seq int32, price, size float64, side int8 nullable): either
+    ts timestamp[ns, UTC], seq int64, price, size float64, side int8 nullable): either
     exactly the rows the INSERT stored, or all the rows it was offered. ``inserted`` is the
     INSERT's count of new rows; ``received`` (informational) how many rows the writer got;
     ``replaced`` says stored trades were overwritten (``ON CONFLICT DO UPDATE``).

@@ -21,7 +21,7 @@ from marketdb.services.instruments.lookup import SymbolSpan
 
 from ._normalize import Normalized
 from ._schemas import QUOTE_COLUMNS, TRADE_COLUMNS, Kind
-from ._seq import SeqAssigner
+from ._seq import SeqAssigner, content_hash
 from ._validate import Report, ValidationPolicy, find_duplicates, mask, validate
 
 __all__ = ["Prepared", "Preparer", "Resolver", "SymbolSpan"]
@@ -94,22 +94,17 @@ class Preparer:
         """Fill ``instrument_id`` from ``symbol``; report unknown symbols; asset-class mask."""
         n = table.num_rows
         if "symbol" not in table.column_names:
-            if "instrument_id" in table.column_names and self.known_ids is not None:
-                ids = table.column("instrument_id").combine_chunks()
-                given = [i for i in pc.unique(ids).to_pylist() if i is not None]
-                known = self.known_ids(given)
-                bad = [i for i in given if i not in known]
-                if bad:
-                    report.add("unknown_symbol", "instrument_id",
-                               mask(pc.is_in(ids, pa.array(bad, pa.int32()))), ids,
-                               "no instrument has this id")
+            if "instrument_id" in table.column_names:
+                self._check_ids(table.column("instrument_id").combine_chunks(),
+                                np.ones(n, dtype=bool), report)
             return table, None, []
         if self.resolver is None:  # pragma: no cover - the service always passes one
             raise InternalError("symbols need a resolver")
         sym = table.column("symbol").combine_chunks()
         sym_d = pc.dictionary_encode(sym) if not isinstance(sym, pa.DictionaryArray) else sym
         uniq = list(sym_d.dictionary.to_pylist())
-        spans = self.resolver([s for s in uniq if s is not None])
+        # a NUL cannot reach PostgreSQL; validation reports it (nul_character)
+        spans = self.resolver([s for s in uniq if s is not None and "\x00" not in s])
         codes = np.asarray(pc.fill_null(sym_d.indices, -1).to_numpy(zero_copy_only=False))
         ts = _ts_ns(table)
         inst = np.full(n, -1, dtype=np.int64)
@@ -140,8 +135,20 @@ class Preparer:
         given_ids = table.column("instrument_id").combine_chunks() \
             if "instrument_id" in table.column_names else None
         if given_ids is not None and given_ids.null_count < n:
+            # An instrument_id column never overrides a symbol (it may be a provider's own
+            # id, e.g. Databento's): where both are given they must name the same instrument.
             g = np.asarray(pc.fill_null(given_ids, -1).to_numpy(zero_copy_only=False))
-            inst = np.where(g >= 0, g, inst)
+            mismatch = (g >= 0) & (inst >= 0) & (g != inst)
+            if mismatch.any():
+                report.add(
+                    "instrument_mismatch", "instrument_id", mismatch, given_ids,
+                    "is not the id of the instrument that carried the row's symbol at that time "
+                    "(if this column is the provider's own id, drop it: marketdb resolves "
+                    "symbols itself)")
+            only_id = (g >= 0) & no_symbol
+            if only_id.any():
+                self._check_ids(given_ids, only_id, report)
+                inst = np.where(only_id, g, inst)
         missing = (inst < 0) & ~no_symbol
         if missing.any():
             unknown = sorted({uniq[c] for c in np.unique(codes[missing]) if c >= 0})
@@ -154,6 +161,20 @@ class Preparer:
         idx = table.column_names.index("instrument_id")
         table = table.set_column(idx, "instrument_id", ids)
         return table, (allow if allow.any() else None), unknown
+
+    def _check_ids(self, ids: pa.Array, rows: np.ndarray, report: Report) -> None:
+        """Report ``rows`` whose instrument id is not registered (``unknown_symbol``)."""
+        if self.known_ids is None:
+            return
+        sel = ids.filter(pa.array(rows)) if not rows.all() else ids
+        given = [i for i in pc.unique(sel).to_pylist() if i is not None]
+        known = self.known_ids(given)
+        bad = [i for i in given if i not in known]
+        if bad:
+            hit = mask(pc.is_in(ids, pa.array(bad, ids.type))) & rows
+            report.add("unknown_symbol", "instrument_id", hit, ids,
+                       "no instrument has this id (instrument ids are marketdb's own; a "
+                       "provider's instrument id is not one: pass symbols instead)")
 
     # ----------------------------------------------------------------- ticks
     def _ticks(self, table: pa.Table, report: Report, out: Prepared) -> None:
@@ -179,18 +200,23 @@ class Preparer:
             parts.append(("quotes", QUOTE_COLUMNS, is_quote))
         pending: list[tuple[str, pa.Table, np.ndarray]] = []
         for name, columns, member in parts:
-            if supplied:
-                seq = given_seq
+            base = table.select([c for c in columns if c in names and c != "seq"])
+            by_id = np.zeros(n, dtype=bool)
+            if supplied and given_seq is not None:
+                seq = given_seq.cast(pa.int64())
             else:
-                seq_np = self._seq[name].assign(inst_np, ts_np, usable & member)
-                seq = pa.array(seq_np, pa.int32())
-            sub = table.set_column(table.column_names.index("seq"), "seq", seq) \
-                if "seq" in names else table.append_column("seq", seq)
+                h, counted = content_hash(base, name)
+                by_id = ~counted & member
+                seq = pa.array(self._seq[name].assign(inst_np, ts_np, h, counted, usable & member),
+                               pa.int64())
+            sub = base.append_column("seq", seq)
             sub = sub.select([c for c in columns if c in sub.column_names])
             repeats = np.zeros(n, dtype=bool)
-            if supplied:
+            if supplied or by_id.any():
+                # caller-supplied seq, or rows keyed by a trade id: the same key twice in one
+                # batch is a repeat (same values) or a conflict (different values)
                 repeats = find_duplicates(sub, ("instrument_id", "ts", "seq"), report,
-                                          consider=member & report.ok)
+                                          consider=(member if supplied else by_id) & report.ok)
             out.repeats[name] = int((repeats & member).sum())
             pending.append((name, sub, member & ~repeats))
         # Filter only once every rule (including the duplicate checks) has run.

@@ -20,7 +20,7 @@ TS_TYPE = pa.timestamp("ns", tz="UTC")
 #: What a field holds; drives casting and the generic validation rules.
 #:   instrument: instrument id (int32)     symbol: instrument symbol (input only)
 #:   ts: instant (timestamp[ns, UTC])      date: calendar date (date32)
-#:   seq: tie-break sequence (int32)       side: aggressor side (int8: 1, -1, null)
+#:   seq: tie key (int64, _seq.py)         side: aggressor side (int8: 1, -1, null)
 #:   price: float64, finite, > 0 unless the asset class allows otherwise
 #:   quote_price: float64, finite, >= 0 (option bids of 0 are real)
 #:   size: float64, finite, >= 0           float: float64, finite
@@ -39,7 +39,7 @@ _ARROW_TYPES: dict[str, pa.DataType] = {
     "symbol": pa.string(),
     "ts": TS_TYPE,
     "date": pa.date32(),
-    "seq": pa.int32(),
+    "seq": pa.int64(),
     "side": pa.int8(),
     "price": pa.float64(),
     "quote_price": pa.float64(),
@@ -213,6 +213,11 @@ CANDLES = Kind(
         Field("adj_volume", "size"),
         Field("div_cash", "size", aliases=("dividend", "dividends", "dividend_amount")),
         Field("split_factor", "float", aliases=("split", "splits", "stock_splits", "split_ratio")),
+        # closing quote of the bar (seed 004's market_data rows carry OHLCV with bid/ask)
+        Field("bid", "quote_price", aliases=("bid_price", "best_bid", "close_bid")),
+        Field("ask", "quote_price", aliases=("ask_price", "best_ask", "offer", "close_ask")),
+        Field("bid_size", "size", aliases=("bid_qty", "bid_sz")),
+        Field("ask_size", "size", aliases=("ask_qty", "ask_sz", "offer_size")),
         _SOURCE,
     ),
     key=("instrument_id", "interval", "ts", "source"),

@@ -1,135 +1,334 @@
-"""Deterministic tie-break sequence for ticks that share an instrument and a timestamp.
+"""Identity of ticks that share an instrument and a timestamp: the ``seq`` key.
 
-``seq`` of a row is its ordinal among the rows of the same
-``(instrument_id, ts in ns)`` in input order, counted over the whole writer
-call, not per batch. So a re-run of the same input maps every row to the same
-key (and is deduplicated), distinct trades printed in the same nanosecond are
-all kept, and a group that straddles a batch boundary continues its count in
-the next batch instead of restarting at 0 (which would collide with, and
-silently drop, the second half of the group).
+A trade's (or quote's) stored key is ``(instrument_id, ts, ts_nanos, seq)``.
+``seq`` must not depend on how the input was split into calls or batches,
+otherwise two distinct trades of the same nanosecond sent in different calls
+collide (one is lost, or overwrites the other under ``on_conflict="update"``).
+So ``seq`` is derived from the row itself (a 63-bit non-negative int64):
 
-To stay exact for inputs that are not sorted by time, the assigner remembers,
-per instrument, the sorted distinct timestamps it has seen in earlier batches
-of the call with their counts (8 bytes per distinct timestamp, plus 4 per
-timestamp seen more than once; about 80 MB for 10 million ticks). A batch only
-looks up history whose time range overlaps its own, so time-sorted input costs
-one binary search per instrument at each batch boundary.
+* **with a provider trade id** (``trade_id`` not null and not empty):
+  ``seq = H("id", trade_id, exchange)``. The same trade id at the same time
+  on the same exchange is the same trade: re-sending it is a duplicate, and
+  ``on_conflict="update"`` corrects its price, size, side, conditions, source.
+* **otherwise** (and for every quote): ``seq = H(content, occurrence)``, the
+  content being price, size, side, exchange, conditions (quotes: bid, ask,
+  bid_size, ask_size, exchange) and ``occurrence`` the row's ordinal among
+  the *identical* rows of the same instrument and nanosecond within one call
+  (over all its batches). Distinct trades never share a key whichever call
+  brought them; identical trades follow multiset semantics: a call that
+  carries ``k`` identical trades stores ``k`` of them, and storing the union
+  of several calls keeps, for each trade, the largest number of copies that
+  any single call carried (re-sending is idempotent; two identical prints
+  sent in two different calls count as one).
 
-Every row with a usable key counts, including rows that fail another
-validation rule: fixing a rejected row and re-running then does not shift the
-sequence of the rows that were already stored.
+``source`` is not part of the identity (the same print from two feeds is one
+trade). Ties at the same ``(ts, ts_nanos)`` sort by ``seq``: a fixed,
+deterministic order (first/last of continuous bars use it), not arrival order.
+
+``H`` is a fixed 64-bit hash (text by a multilinear hash of its UTF-8 bytes
+with fixed per-position keys, floats by their IEEE bits, every field mixed
+with SplitMix64). It is part
+of the stored data's identity: changing it would make re-sent data look new,
+so it must never change (``tests/ingest/test_identity.py`` pins values).
+
+Occurrence counting across the batches of one call remembers, per instrument,
+a sorted 64-bit fingerprint of each distinct ``(ts, content)`` seen (8 bytes
+per row, plus 4 per row that was seen more than once); a batch only looks up
+history whose time range overlaps its own, so time-sorted input costs almost
+nothing at batch boundaries. Rows keyed by a trade id are not counted.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
-__all__ = ["SeqAssigner"]
+__all__ = ["SeqAssigner", "content_hash", "finish_seq"]
+
+_U64 = np.uint64
+_GOLDEN = _U64(0x9E3779B97F4A7C15)
+_NULL = _U64(0x6A09E667F3BCC908)  # stands for a null field
+_TAG_ID = 0x7472616465696400  # "tradeid\0"
+_TAG_TRADE = 0x7472616465000000  # "trade"
+_TAG_QUOTE = 0x71756F7465000000  # "quote"
+
+#: Content fields per table (the identity of a row without a trade id).
+TRADE_CONTENT = ("price", "size", "side", "exchange", "conditions")
+QUOTE_CONTENT = ("bid", "ask", "bid_size", "ask_size", "exchange")
+
+
+def _mix(x: np.ndarray, *, inplace: bool = False) -> np.ndarray:
+    """SplitMix64 finaliser (uint64 arrays, wrapping arithmetic)."""
+    x = x if inplace else x.astype(_U64, copy=True)
+    t = np.empty_like(x)
+    np.right_shift(x, _U64(30), out=t)
+    np.bitwise_xor(x, t, out=x)
+    np.multiply(x, _U64(0xBF58476D1CE4E5B9), out=x)
+    np.right_shift(x, _U64(27), out=t)
+    np.bitwise_xor(x, t, out=x)
+    np.multiply(x, _U64(0x94D049BB133111EB), out=x)
+    np.right_shift(x, _U64(31), out=t)
+    np.bitwise_xor(x, t, out=x)
+    return x
+
+
+def _step(acc: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """Fold one uint64 value per row into the running hash (order sensitive; callers
+    finish with :func:`_mix`)."""
+    out = _mix(value)
+    np.add(out, acc * _GOLDEN, out=out)
+    return out
+
+
+def _position_keys(n: int) -> np.ndarray:
+    """Fixed per-byte-position multipliers: SplitMix64 of the position (odd)."""
+    cached = _KEYS.get(0)
+    if cached is not None and len(cached) >= n:
+        return cached[:n]
+    keys = _mix(np.arange(max(n, 64), dtype=_U64) + _GOLDEN) | _U64(1)
+    _KEYS[0] = keys
+    return keys[:n]
+
+
+_KEYS: dict[int, np.ndarray] = {}
+
+
+def _bytes_hash(words: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(length, h) of each value of a string array; ``h`` is a multilinear hash of the
+    UTF-8 bytes: sum of (byte + 1) times a fixed 64-bit key per position, mod 2**64."""
+    if not pa.types.is_large_string(words.type):
+        words = pc.cast(words, pa.large_string())
+    m = len(words)
+    bufs = words.buffers()
+    if bufs[1] is None or m == 0:
+        return np.zeros(m, np.int64), np.zeros(m, _U64)
+    offsets = np.frombuffer(bufs[1], dtype=np.int64)[words.offset: words.offset + m + 1]
+    length = np.diff(offsets)
+    h = np.zeros(m, dtype=_U64)
+    total = int(offsets[-1] - offsets[0])
+    if total and bufs[2] is not None:
+        # the values' bytes are contiguous: one pass over them, no gather
+        data = np.frombuffer(bufs[2], dtype=np.uint8)[int(offsets[0]): int(offsets[-1])]
+        firsts = offsets[:-1] - offsets[0]
+        pos = np.arange(total, dtype=np.int64)
+        pos -= np.repeat(firsts, length)
+        term = _position_keys(int(length.max()))[pos]
+        term *= data.astype(_U64) + _U64(1)
+        rows = np.flatnonzero(length > 0)
+        h[rows] = np.add.reduceat(term, firsts[rows])
+    return length, h
+
+
+def _string_parts(arr: pa.Array | pa.ChunkedArray, *, few_values: bool = True
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(valid, length, h) per row of a string column (null rows: length 0, h 0).
+
+    With ``few_values`` (exchange, conditions) distinct values are hashed once
+    (dictionary encoding); otherwise (trade ids) every value is hashed in place.
+    """
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if isinstance(arr, pa.DictionaryArray) or few_values:
+        enc = arr if isinstance(arr, pa.DictionaryArray) else pc.dictionary_encode(arr)
+        assert isinstance(enc, pa.DictionaryArray)
+        w_len, w_h = _bytes_hash(enc.dictionary)
+        idx = enc.indices
+        valid = np.asarray(idx.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+        if len(w_len) == 0:
+            return valid, np.zeros(len(idx), np.int64), np.zeros(len(idx), _U64)
+        codes = np.asarray(pc.fill_null(idx, 0).to_numpy(zero_copy_only=False), dtype=np.int64)
+        return valid, np.where(valid, w_len[codes], 0), np.where(valid, w_h[codes], _U64(0))
+    valid = np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    length, h = _bytes_hash(arr)
+    return valid, np.where(valid, length, 0), np.where(valid, h, _U64(0))
+
+
+def _numeric_parts(arr: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """(valid, uint64 bits) of a numeric column (floats by IEEE bits, -0.0 as 0.0)."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    valid = np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    if pa.types.is_floating(arr.type):
+        x = np.asarray(pc.fill_null(arr.cast(pa.float64()), 0.0).to_numpy(zero_copy_only=False),
+                       dtype=np.float64)
+        x = np.where(x == 0.0, 0.0, x)
+        return valid, x.view(_U64)
+    x = np.asarray(pc.fill_null(arr.cast(pa.int64()), 0).to_numpy(zero_copy_only=False),
+                   dtype=np.int64)
+    return valid, x.view(_U64)
+
+
+def _fold(acc: np.ndarray, table: pa.Table, name: str) -> np.ndarray:
+    n = table.num_rows
+    if name not in table.column_names:
+        return _step(acc, np.full(n, _NULL, dtype=_U64))
+    col = table.column(name)
+    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type) \
+            or pa.types.is_dictionary(col.type):
+        valid, length, hs = _string_parts(col)
+        v = _step(_mix(length.view(_U64)), hs)
+    else:
+        valid, v = _numeric_parts(col)
+    return _step(acc, np.where(valid, v, _NULL))
+
+
+def content_hash(table: pa.Table, table_name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: (uint64 identity hash, bool "counted") for ``trades`` or ``quotes`` rows.
+
+    ``counted`` is False for trades keyed by their provider trade id (their
+    hash covers trade_id and exchange only); True for content-keyed rows,
+    which still need their occurrence number (:class:`SeqAssigner`).
+    """
+    n = table.num_rows
+    fields: Sequence[str] = TRADE_CONTENT if table_name == "trades" else QUOTE_CONTENT
+    tag = _TAG_TRADE if table_name == "trades" else _TAG_QUOTE
+    acc = np.full(n, _U64(tag), dtype=_U64)
+    for name in fields:
+        acc = _fold(acc, table, name)
+    acc = _mix(acc, inplace=True)
+    counted = np.ones(n, dtype=bool)
+    if table_name == "trades" and "trade_id" in table.column_names:
+        tid = table.column("trade_id")
+        if tid.null_count < n:
+            valid, length, hs = _string_parts(tid, few_values=False)
+            has_id = valid & (length > 0)
+            if has_id.any():
+                by_id = np.full(n, _U64(_TAG_ID), dtype=_U64)
+                by_id = _step(_step(by_id, length.view(_U64)), hs)
+                by_id = _mix(_fold(by_id, table, "exchange"), inplace=True)
+                acc = np.where(has_id, by_id, acc)
+                counted = ~has_id
+    return acc, counted
+
+
+def finish_seq(h: np.ndarray, occurrence: np.ndarray) -> np.ndarray:
+    """The stored ``seq`` (int64 in [0, 2**63)) from a row's hash and occurrence number."""
+    key = h.astype(_U64, copy=True)
+    again = np.flatnonzero(occurrence != 0)
+    if len(again):
+        key[again] = _mix(_step(h[again], occurrence[again].astype(np.int64).view(_U64)),
+                          inplace=True)
+    key >>= _U64(1)
+    return key.view(np.int64)
+
+
+def _fingerprint(inst: np.ndarray, ts: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """64-bit fingerprint of (instrument, ts, content): ``h`` is already well mixed."""
+    acc = ts.astype(np.int64).view(_U64) * _GOLDEN
+    acc += inst.astype(np.int64).view(_U64) * _U64(0xC2B2AE3D27D4EB4F)
+    acc += h
+    return _mix(acc, inplace=True)
 
 
 @dataclass
 class _Chunk:
-    lo: int
-    hi: int
-    ts: np.ndarray  # sorted distinct timestamps (int64 ns)
-    counts: np.ndarray | None  # rows per timestamp; None when all are 1
+    """What one earlier batch saw: per instrument its time range, and its fingerprints."""
+
+    lo: int  # min ts of the batch
+    hi: int  # max ts of the batch
+    ids: np.ndarray  # sorted distinct instruments
+    ids_lo: np.ndarray  # per instrument: min ts
+    ids_hi: np.ndarray  # per instrument: max ts
+    fp: np.ndarray  # sorted distinct fingerprints (uint64)
+    counts: np.ndarray | None  # rows per fingerprint; None when all are 1
 
 
 @dataclass
 class SeqAssigner:
-    """Assigns ``seq`` across the batches of one writer call (see the module docstring)."""
+    """Occurrence numbers of identical rows across the batches of one call (module docstring)."""
 
-    _history: dict[int, list[_Chunk]] = field(default_factory=dict)
+    _history: list[_Chunk] = field(default_factory=list)
 
-    def assign(self, instrument: np.ndarray, ts: np.ndarray, usable: np.ndarray) -> np.ndarray:
-        """Return int32 ``seq`` for each row; rows where ``usable`` is False get 0 and don't count.
+    def assign(self, instrument: np.ndarray, ts: np.ndarray, h: np.ndarray,
+               counted: np.ndarray, usable: np.ndarray) -> np.ndarray:
+        """Return int64 ``seq`` per row; rows where ``usable`` is False get 0 and don't count.
 
-        ``instrument`` (int) and ``ts`` (int64 ns) are aligned arrays; ``usable``
-        marks rows whose instrument and timestamp are known.
+        ``instrument`` (int), ``ts`` (int64 ns), ``h`` (uint64, from
+        :func:`content_hash`) and the masks are aligned arrays; rows where
+        ``counted`` is False (keyed by a trade id) all have occurrence 0.
         """
         n = len(ts)
-        seq = np.zeros(n, dtype=np.int32)
-        rows = np.flatnonzero(usable) if not usable.all() else None
-        inst = instrument if rows is None else instrument[rows]
-        t = ts if rows is None else ts[rows]
-        if len(t) == 0:
-            return seq
-        inst = inst.astype(np.int64, copy=False)
-        t = t.astype(np.int64, copy=False)
-        order = _group_order(inst, t)
-        s_inst = inst[order]
-        s_ts = t[order]
-        new_group = np.empty(len(order), dtype=bool)
-        new_group[0] = True
-        np.not_equal(s_ts[1:], s_ts[:-1], out=new_group[1:])
-        new_group[1:] |= s_inst[1:] != s_inst[:-1]
-        starts = np.flatnonzero(new_group)
-        sizes = np.diff(np.append(starts, len(order)))
-        rank = np.arange(len(order), dtype=np.int64) - np.repeat(starts, sizes)
-        g_inst = s_inst[starts]
-        g_ts = s_ts[starts]
-        prior = self._prior_counts(g_inst, g_ts)
-        rank += np.repeat(prior, sizes)
-        out = np.empty(len(order), dtype=np.int32)
-        out[order] = rank
-        self._remember(g_inst, g_ts, sizes)
-        if rows is None:
-            return out
-        seq[rows] = out
+        occ = np.zeros(n, dtype=np.int64)
+        take = usable & counted
+        rows = None if take.all() else np.flatnonzero(take)
+        if rows is None or len(rows):
+            inst = (instrument if rows is None else instrument[rows]).astype(np.int64)
+            t = (ts if rows is None else ts[rows]).astype(np.int64)
+            fp = _fingerprint(inst, t, h if rows is None else h[rows])
+            sorted_fp = np.sort(fp)
+            local, uniq, counts = _local_occurrences(fp, sorted_fp)
+            local += self._prior_counts(inst, t, fp)
+            if rows is None:
+                occ = local
+            else:
+                occ[rows] = local
+            self._remember(inst, t, uniq, counts)
+        seq = finish_seq(h, occ)
+        seq[~usable] = 0
         return seq
 
-    def _prior_counts(self, g_inst: np.ndarray, g_ts: np.ndarray) -> np.ndarray:
-        """For each distinct (instrument, ts) of this batch, how many rows earlier batches had."""
-        prior = np.zeros(len(g_ts), dtype=np.int64)
+    def _prior_counts(self, inst: np.ndarray, t: np.ndarray, fp: np.ndarray) -> np.ndarray:
+        """Per row: rows with its fingerprint in earlier batches (checked only where an
+        earlier batch covered the row's instrument and time)."""
+        prior = np.zeros(len(fp), dtype=np.int64)
         if not self._history:
             return prior
-        for i, (a, b) in _runs(g_inst):
-            chunks = self._history.get(i)
-            if not chunks:
+        lo, hi = int(t.min()), int(t.max())
+        for c in self._history:
+            if c.hi < lo or c.lo > hi:
                 continue
-            ts_i = g_ts[a:b]
-            lo, hi = int(ts_i[0]), int(ts_i[-1])
-            for c in chunks:
-                if c.hi < lo or c.lo > hi:
-                    continue
-                pos = np.searchsorted(c.ts, ts_i)
-                pos_c = np.minimum(pos, len(c.ts) - 1)
-                hit = c.ts[pos_c] == ts_i
-                if not hit.any():
-                    continue
-                if c.counts is None:
-                    prior[a:b] += hit
-                else:
-                    prior[a:b] += np.where(hit, c.counts[pos_c], 0)
+            p = np.minimum(np.searchsorted(c.ids, inst), len(c.ids) - 1)
+            near = np.flatnonzero((c.ids[p] == inst) & (t >= c.ids_lo[p]) & (t <= c.ids_hi[p]))
+            if not len(near):
+                continue
+            q = fp[near]
+            pos = np.minimum(np.searchsorted(c.fp, q), len(c.fp) - 1)
+            hit = c.fp[pos] == q
+            if hit.any():
+                prior[near] += hit if c.counts is None else np.where(hit, c.counts[pos], 0)
         return prior
 
-    def _remember(self, g_inst: np.ndarray, g_ts: np.ndarray, sizes: np.ndarray) -> None:
-        for i, (a, b) in _runs(g_inst):
-            ts_i = g_ts[a:b].copy()
-            counts = sizes[a:b]
-            kept = None if (counts == 1).all() else counts.astype(np.int32)
-            self._history.setdefault(i, []).append(
-                _Chunk(int(ts_i[0]), int(ts_i[-1]), ts_i, kept)
-            )
+    def _remember(self, inst: np.ndarray, t: np.ndarray, uniq: np.ndarray,
+                  counts: np.ndarray | None) -> None:
+        if len(inst) and bool((inst == inst[0]).all()):
+            ids = inst[:1].copy()
+            ids_lo, ids_hi = np.array([t.min()]), np.array([t.max()])
+        else:
+            g = pa.table({"i": inst, "t": t}).group_by("i").aggregate(
+                [("t", "min"), ("t", "max")]).sort_by("i")
+            ids = g.column("i").to_numpy()
+            ids_lo, ids_hi = g.column("t_min").to_numpy(), g.column("t_max").to_numpy()
+        self._history.append(_Chunk(int(ids_lo.min()), int(ids_hi.max()), ids, ids_lo, ids_hi,
+                                    uniq, counts))
 
 
-def _group_order(inst: np.ndarray, ts: np.ndarray) -> np.ndarray:
-    """A stable order by (instrument, ts), with fast paths for already-sorted input."""
-    sorted_ts = len(ts) < 2 or bool((ts[1:] >= ts[:-1]).all())
-    if sorted_ts:
-        if len(inst) < 2 or bool((inst == inst[0]).all()):
-            return np.arange(len(ts))
-        return np.argsort(inst, kind="stable")
-    return np.lexsort((ts, inst))
-
-
-def _runs(sorted_values: np.ndarray) -> list[tuple[int, tuple[int, int]]]:
-    """(value, (start, end)) for each run of equal values in a sorted array."""
-    if len(sorted_values) == 0:
-        return []
-    cut = np.flatnonzero(sorted_values[1:] != sorted_values[:-1]) + 1
-    starts = np.concatenate(([0], cut))
-    ends = np.concatenate((cut, [len(sorted_values)]))
-    return [(int(sorted_values[s]), (int(s), int(e))) for s, e in zip(starts, ends, strict=True)]
+def _local_occurrences(fp: np.ndarray, sorted_fp: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(occurrence of each row among equal fingerprints in input order, distinct sorted
+    fingerprints, their counts or None when all are 1)."""
+    occ = np.zeros(len(fp), dtype=np.int64)
+    same = sorted_fp[1:] == sorted_fp[:-1]
+    if not same.any():
+        return occ, sorted_fp, None
+    keep = np.ones(len(sorted_fp), dtype=bool)
+    keep[1:] = ~same
+    starts = np.flatnonzero(keep)
+    uniq = sorted_fp[starts]
+    counts = np.diff(np.append(starts, len(sorted_fp))).astype(np.int32)
+    repeated = uniq[counts > 1]
+    pos = np.minimum(np.searchsorted(repeated, fp), len(repeated) - 1)
+    sel = np.flatnonzero(repeated[pos] == fp)
+    sub = fp[sel]
+    order = np.argsort(sub, kind="stable")
+    s = sub[order]
+    first = np.ones(len(s), dtype=bool)
+    first[1:] = s[1:] != s[:-1]
+    g_start = np.flatnonzero(first)
+    sizes = np.diff(np.append(g_start, len(s)))
+    rank = np.arange(len(s), dtype=np.int64) - np.repeat(g_start, sizes)
+    occ[sel[order]] = rank
+    return occ, uniq, counts

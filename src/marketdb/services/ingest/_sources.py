@@ -32,7 +32,10 @@ from marketdb.errors import InvalidInput, NotFound
 __all__ = ["DEFAULT_BATCH_SIZE", "ReadPlan", "Source", "SourceFormat", "open_source"]
 
 #: Rows per batch (and per transaction) unless the caller says otherwise.
-DEFAULT_BATCH_SIZE = 500_000  # two batches in flight (one prepared ahead) stay well under 1 GB
+#: Rows per batch (one transaction). Two batches are in flight (one prepared ahead while
+#: the other is written); at 250k rows a CSV ingest peaks well under 1 GB whatever the
+#: file size (bench/ingest.py --csv-mb).
+DEFAULT_BATCH_SIZE = 250_000
 
 SourceFormat = str  # "csv" | "parquet" | "json" | "jsonl"
 
@@ -235,7 +238,7 @@ def _csv_batches(
 ) -> Iterator[pa.RecordBatch]:
     delimiter = csv.get("delimiter") or ("\t" if ".tsv" in path.name.lower() else ",")
     column_names = csv.get("column_names")
-    block = int(csv.get("block_size", 16 << 20))
+    block = int(csv.get("block_size", 8 << 20))
     read = pacsv.ReadOptions(
         block_size=block,
         column_names=list(column_names) if column_names else None,
@@ -261,7 +264,11 @@ def _csv_batches(
         column_types=types,
         include_columns=list(rp.columns) if rp.columns is not None else None,
     )
-    reader = pacsv.open_csv(path, read_options=read, parse_options=parse, convert_options=convert)
+    try:
+        reader = pacsv.open_csv(path, read_options=read, parse_options=parse,
+                                convert_options=convert)
+    except pa.ArrowInvalid as e:
+        raise _csv_error(path, e, read, delimiter, 0) from e
     row = 0
     while True:
         try:
@@ -269,6 +276,8 @@ def _csv_batches(
         except StopIteration:
             break
         except pa.ArrowInvalid as e:
+            if "UTF8" in str(e):
+                raise _csv_error(path, e, read, delimiter, row) from e
             raise InvalidInput(
                 f"cannot read CSV file {path.name!r} after data row {row}: {e}",
                 hint="a column changes type part-way through the file; fix the value "
@@ -276,6 +285,51 @@ def _csv_batches(
             ) from e
         row += batch.num_rows
         yield batch
+
+
+def _csv_error(path: Path, exc: Exception, read: pacsv.ReadOptions, delimiter: str,
+               row: int) -> InvalidInput:
+    """An ``InvalidInput`` for a CSV read error; for bad UTF-8 it names the row and field."""
+    if "UTF8" not in str(exc):
+        return InvalidInput(
+            f"cannot read CSV file {path.name!r} after data row {row}: {exc}",
+            hint="check the delimiter, the header and the values of that part of the file",
+        )
+    where = _first_bad_utf8(path, read, delimiter)
+    at = f"data row {where[0]}, field {where[1]!r}" if where else f"after data row {row}"
+    return InvalidInput(
+        f"cannot read CSV file {path.name!r}: {at} is not valid UTF-8 (rule: encoding); "
+        "nothing was written from this batch",
+        hint="re-save the file as UTF-8, or name its encoding: csv={'encoding': 'latin-1'}",
+        details={"rule": "encoding", "row": where[0] if where else None,
+                 "field": where[1] if where else None},
+    )
+
+
+def _first_bad_utf8(path: Path, read: pacsv.ReadOptions, delimiter: str
+                    ) -> tuple[int, str] | None:
+    """(data row, column) of the first line that is not UTF-8 (plain, uncompressed files)."""
+    if path.suffix.lower() not in (".csv", ".tsv", ".txt"):
+        return None
+    names = list(read.column_names or [])
+    skip = read.skip_rows
+    with path.open("rb") as f:
+        for i, line in enumerate(f):
+            if i < skip:
+                continue
+            if not names:
+                names = line.decode("utf-8", "replace").rstrip("\r\n").split(delimiter)
+                continue
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                for col, value in enumerate(line.rstrip(b"\r\n").split(delimiter.encode())):
+                    try:
+                        value.decode("utf-8")
+                    except UnicodeDecodeError:
+                        name = names[col] if col < len(names) else f"column {col + 1}"
+                        return i - skip - (0 if read.column_names else 1), name
+    return None
 
 
 def _parquet_batches(path: Path, size: int, plan: PlanFn | None) -> Iterator[pa.RecordBatch]:

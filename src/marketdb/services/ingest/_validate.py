@@ -11,6 +11,10 @@ Rules (the names appear in errors, in :class:`~.results.Rejection` and in the do
 ``timestamp_range``       a time/date outside the plausible window
 ``ambiguous_local_time``  a local time that DST makes ambiguous or skips
 ``not_finite``            NaN or +/-Infinity
+``magnitude``             a number beyond +/-1e18 (no market quantity is that large)
+``notional_overflow``     price x size beyond 1e30 (sums of it would overflow)
+``nul_character``         a NUL (\\x00) character in a text field (PostgreSQL cannot store it)
+``vwap_outside_range``    a candle's vwap outside [low, high]
 ``non_positive_price``    price <= 0 (unless the asset class allows it)
 ``negative_price``        an option bid/ask/last < 0
 ``negative_size``         size, volume, open interest... < 0
@@ -29,7 +33,8 @@ Rules (the names appear in errors, in :class:`~.results.Rejection` and in the do
 ``non_positive_ratio``    a split ratio <= 0
 ``date_order``            pay date before ex-date
 ``duplicate_key_conflict`` rows with the same key but different values
-``unknown_symbol``        a symbol that is not registered
+``unknown_symbol``        a symbol (or instrument id) that is not registered
+``instrument_mismatch``   an instrument_id that is not the instrument of the row's symbol
 ========================  ===================================================
 """
 
@@ -50,6 +55,12 @@ from .results import Rejection
 
 __all__ = ["Report", "ValidationPolicy", "find_duplicates", "mask", "validate"]
 
+#: Largest magnitude of any price, size or other number (larger values are input errors
+#: and would overflow sums such as notional).
+MAX_MAGNITUDE = 1e18
+#: Largest price x size of one trade.
+MAX_NOTIONAL = 1e30
+
 #: How many example rows an error message shows per rule.
 EXAMPLES_PER_RULE = 5
 
@@ -58,6 +69,10 @@ _MESSAGES: dict[str, str] = {
     "missing_value": "is required",
     "timestamp_range": "is outside the plausible time window",
     "not_finite": "must be a finite number (not NaN or Infinity)",
+    "magnitude": "must be at most 1e18 in magnitude",
+    "notional_overflow": "price x size must be at most 1e30",
+    "nul_character": "must not contain a NUL (\\x00) character",
+    "vwap_outside_range": "vwap must be between low and high",
     "non_positive_price": "must be > 0",
     "negative_price": "must be >= 0",
     "negative_size": "must be >= 0",
@@ -325,9 +340,14 @@ def check_common(
         if f.not_null and f.name not in skip_not_null:
             missing = mask(col.is_null()) & ~report.bad
             report.add("missing_value", f.name, missing, col)
+        if f.role in ("text", "symbol", "json") and (pa.types.is_string(col.type)
+                                                     or pa.types.is_large_string(col.type)):
+            report.add("nul_character", f.name, mask(pc.match_substring(col, "\x00")), col)
         if f.role in ("price", "quote_price", "size", "float"):
             nf = mask(pc.invert(pc.is_finite(col)))
             report.add("not_finite", f.name, nf, col)
+            report.add("magnitude", f.name,
+                       mask(pc.greater(pc.abs(col), MAX_MAGNITUDE)) & ~nf, col)
             if f.role == "quote_price":
                 report.add("negative_price", f.name, mask(pc.less(col, 0.0)) & ~nf, col)
             elif f.role == "price":
@@ -361,6 +381,11 @@ def check_common(
                 rows = np.zeros(len(col), dtype=bool)
                 rows[parents[nf]] = True
                 report.add("not_finite", f.name, rows, col)
+            big = mask(pc.greater(pc.abs(flat), MAX_MAGNITUDE)) & ~nf
+            if big.any():
+                rows = np.zeros(len(col), dtype=bool)
+                rows[parents[big]] = True
+                report.add("magnitude", f.name, rows, col)
             if f.role == "price_list":
                 badp = mask(pc.less_equal(flat, 0.0))
                 if price_may_be_non_positive is not None and badp.any():
@@ -393,6 +418,7 @@ def check_ticks(table: pa.Table, report: Report, policy: ValidationPolicy) -> No
                _MESSAGES["empty_tick"])
     if size is not None:
         report.add("missing_value", "size", has_price & mask(size.is_null()), size)
+    check_notional(table, report)
     if bid is not None and ask is not None and policy.crossed != "allow":
         report.add("crossed_quote", "bid", mask(pc.greater(bid, ask)), _pairs(bid, ask))
 
@@ -421,11 +447,27 @@ def check_quotes_crossed(table: pa.Table, report: Report, policy: ValidationPoli
         report.add("crossed_quote", "bid", mask(pc.greater(bid, ask)), _pairs(bid, ask))
 
 
+def check_notional(table: pa.Table, report: Report) -> None:
+    """price x size of a trade must stay far from float overflow (``notional_overflow``)."""
+    price, size = _col(table, "price"), _col(table, "size")
+    if price is None or size is None:
+        return
+    notional = pc.abs(pc.multiply(price, size))
+    report.add("notional_overflow", "size", mask(pc.greater(notional, MAX_NOTIONAL)),
+               _Lazy2(size, "price", price))
+
+
 def check_candles(table: pa.Table, report: Report) -> None:
-    """OHLC consistency: high >= max(open, close), low <= min(open, close), high >= low."""
+    """OHLC consistency: high >= max(open, close), low <= min(open, close), high >= low;
+    vwap within [low, high] (to a relative 1e-9, for rounding)."""
     o, h, lo, c = (_col(table, k) for k in ("open", "high", "low", "close"))
     if o is None or h is None or lo is None or c is None:
         return
+    vwap = _col(table, "vwap")
+    if vwap is not None:
+        slack = pc.multiply(pc.abs(vwap), 1e-9)
+        out = pc.or_(pc.less(pc.add(vwap, slack), lo), pc.greater(pc.subtract(vwap, slack), h))
+        report.add("vwap_outside_range", "vwap", mask(out), _Lazy3v(vwap, lo, h))
     report.add("high_below_low", "high", mask(pc.less(h, lo)), _Lazy2(h, "low", lo))
     report.add("high_below_open_close", "high", mask(pc.less(h, pc.max_element_wise(o, c))),
                _Lazy3(h, o, c))
@@ -456,6 +498,18 @@ class _Lazy3:
 
     def __len__(self) -> int:
         return len(self.a)
+
+
+class _Lazy3v:
+    def __init__(self, v: pa.Array, lo: pa.Array, hi: pa.Array) -> None:
+        self.v, self.lo, self.hi = v, lo, hi
+
+    def __getitem__(self, i: int) -> str:
+        return _Plain(f"{self.v[i].as_py()} (low={self.lo[i].as_py()}, "
+                      f"high={self.hi[i].as_py()})")
+
+    def __len__(self) -> int:
+        return len(self.v)
 
 
 def check_books(table: pa.Table, report: Report, policy: ValidationPolicy) -> None:
@@ -591,8 +645,11 @@ def validate(
         check_ticks(table, report, policy)
     elif kind.name == "quotes":
         check_quotes_crossed(table, report, policy)
+    elif kind.name == "trades":
+        check_notional(table, report)
     elif kind.name == "candles":
         check_candles(table, report)
+        check_quotes_crossed(table, report, policy)
     elif kind.name == "books":
         check_books(table, report, policy)
     elif kind.name == "options":

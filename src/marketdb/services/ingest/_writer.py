@@ -74,7 +74,7 @@ def _cols(*names: str, types: dict[str, str]) -> tuple[tuple[str, str, str], ...
 
 
 _TICK_HEAD = (("instrument_id", "instrument_id", "int4"), ("ts", "ts", "ts_us"),
-              ("ts", "ts_nanos", "ts_nanos"), ("seq", "seq", "int4"))  # fmt: skip
+              ("ts", "ts_nanos", "ts_nanos"), ("seq", "seq", "int8"))  # fmt: skip
 _TEXT = {"trade_id": "text", "exchange": "text", "conditions": "text", "source": "text",
          "interval": "text", "option_right": "text", "action_type": "text", "currency": "text",
          "side": "int2", "trade_count": "int8", "volume_int": "int8", "instrument_id": "int4",
@@ -100,7 +100,8 @@ SPECS: dict[str, TableSpec] = {
         "candles",
         _cols("instrument_id", "interval", "ts", "source", "open", "high", "low", "close",
               "volume", "vwap", "trade_count", "notional", "adj_open", "adj_high", "adj_low",
-              "adj_close", "adj_volume", "div_cash", "split_factor", types=_TEXT),
+              "adj_close", "adj_volume", "div_cash", "split_factor", "bid", "ask", "bid_size",
+              "ask_size", types=_TEXT),
         key=("instrument_id", "interval", "ts", "source"),
         defaults=(("volume", "0"),),
     ),

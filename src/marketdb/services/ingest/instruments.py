@@ -117,10 +117,16 @@ def _parse_metadata(v: Any, row: int) -> dict[str, Any]:
         try:
             parsed = json.loads(v)
         except ValueError as e:
-            raise InvalidInput(f"row {row}: metadata is not valid JSON: {v[:60]!r}") from e
+            raise InvalidInput(
+                f"row {row} metadata={v[:60]!r}: bad_value (must be a JSON object); nothing "
+                "was written", hint="pass metadata as a dict or as JSON object text",
+                details={"rule": "bad_value", "field": "metadata", "row": row}) from e
         if isinstance(parsed, dict):
             return {str(k): _json_safe(x) for k, x in parsed.items()}
-    raise InvalidInput(f"row {row}: metadata must be a JSON object, got {type(v).__name__}")
+    raise InvalidInput(
+        f"row {row} metadata: bad_value (must be a JSON object, got {type(v).__name__}); "
+        "nothing was written", hint="pass metadata as a dict or as JSON object text",
+        details={"rule": "bad_value", "field": "metadata", "row": row})
 
 
 def _read_records(data: Any, *, fmt: str | None, columns: Mapping[str, str] | None,
@@ -159,6 +165,12 @@ def _read_records(data: Any, *, fmt: str | None, columns: Mapping[str, str] | No
                 if v is not None and not (isinstance(v, float) and np.isnan(v)):
                     meta.setdefault(c, _json_safe(v))
             raw_class = rec.get("asset_class")
+            if raw_class is None and rec.get("security_type") is not None:
+                # a provider's asset `type` (seed 000: 'stock', 'crypto', 'forex') names the
+                # asset class when it is one we know; security_type keeps the original
+                by_type = asset_class_of(rec["security_type"])
+                if by_type not in (None, "other"):
+                    rec["asset_class"] = by_type
             if raw_class is not None:
                 cls = asset_class_of(raw_class)
                 if cls == "other" and str(raw_class).strip().lower() != "other":

@@ -135,14 +135,16 @@ corporate_actions = sa.Table(
 
 # Tick trades (documents 000 ticks, 001 ticks, 003 tick_data). ts holds
 # microseconds, ts_nanos the sub-microsecond rest; seq keeps distinct trades
-# that share a timestamp.
+# that share a timestamp: a 63-bit key derived from the provider trade id or the
+# trade's content (services/ingest/_seq.py), so identity never depends on how
+# the input was split into calls.
 trades = sa.Table(
     "trades",
     metadata,
     sa.Column("instrument_id", sa.Integer(), primary_key=True),  # no per-row FK: see above
     sa.Column("ts", TS, primary_key=True),
     sa.Column("ts_nanos", sa.SmallInteger(), primary_key=True, server_default="0"),
-    sa.Column("seq", sa.Integer(), primary_key=True, server_default="0"),
+    sa.Column("seq", sa.BigInteger(), primary_key=True, server_default="0"),
     sa.Column("price", Float, nullable=False),
     sa.Column("size", Float, nullable=False, server_default="0"),
     sa.Column("side", sa.SmallInteger(), comment="aggressor: 1 buy, -1 sell, NULL unknown"),
@@ -165,7 +167,7 @@ quotes = sa.Table(
     sa.Column("instrument_id", sa.Integer(), primary_key=True),  # no per-row FK: see above
     sa.Column("ts", TS, primary_key=True),
     sa.Column("ts_nanos", sa.SmallInteger(), primary_key=True, server_default="0"),
-    sa.Column("seq", sa.Integer(), primary_key=True, server_default="0"),
+    sa.Column("seq", sa.BigInteger(), primary_key=True, server_default="0"),
     sa.Column("bid", Float),
     sa.Column("ask", Float),
     sa.Column("bid_size", Float),
@@ -202,9 +204,9 @@ candles = sa.Table(
     sa.Column("buy_volume", Float),
     sa.Column("sell_volume", Float),
     sa.Column("first_ns", sa.BigInteger(), comment="epoch ns of the first trade (mergeable open)"),
-    sa.Column("first_seq", sa.Integer()),
+    sa.Column("first_seq", sa.BigInteger()),
     sa.Column("last_ns", sa.BigInteger(), comment="epoch ns of the last trade (mergeable close)"),
-    sa.Column("last_seq", sa.Integer()),
+    sa.Column("last_seq", sa.BigInteger()),
     sa.Column("adj_open", Float),
     sa.Column("adj_high", Float),
     sa.Column("adj_low", Float),
@@ -212,6 +214,10 @@ candles = sa.Table(
     sa.Column("adj_volume", Float),
     sa.Column("div_cash", Float),
     sa.Column("split_factor", Float),
+    sa.Column("bid", Float, comment="closing best bid of the bar, when the provider has it"),
+    sa.Column("ask", Float, comment="closing best ask of the bar, when the provider has it"),
+    sa.Column("bid_size", Float, comment="closing best bid size of the bar, when the provider has it"),
+    sa.Column("ask_size", Float, comment="closing best ask size of the bar, when the provider has it"),
     sa.CheckConstraint("interval ~ '^[1-9][0-9]*(s|m|h|d|w|mo)$'", name="interval_format"),
     finite("open"),
     finite("high"),
@@ -231,6 +237,10 @@ candles = sa.Table(
     non_negative("adj_volume"),
     non_negative("div_cash"),
     positive("split_factor"),
+    finite("bid"),
+    finite("ask"),
+    non_negative("bid_size"),
+    non_negative("ask_size"),
     postgresql_partition_by="RANGE (ts)",
 )
 
