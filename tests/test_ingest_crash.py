@@ -109,7 +109,7 @@ def _stored(db_url: str) -> tuple[int, int, set[tuple[int, int]]]:
 def _expected_keys(table: pa.Table, rows: int) -> set[tuple[int, int]]:
     import numpy as np
 
-    from marketdb.services.ingest._seq import SeqAssigner, content_hash
+    from marketdb.store.tick_identity import SeqAssigner, content_hash
 
     part = table.slice(0, rows)
     sym = np.array([hash(s) for s in part.column("symbol").to_pylist()])

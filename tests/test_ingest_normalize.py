@@ -19,9 +19,9 @@ from marketdb.errors import InvalidInput
 from marketdb.services.ingest import normalize_interval, normalize_symbol
 from marketdb.services.ingest._normalize import Normalizer, normalize_symbols
 from marketdb.services.ingest._schemas import CANDLES, CORPORATE_ACTIONS, OPTIONS, TICKS, snake
-from marketdb.services.ingest._seq import SeqAssigner, finish_seq
 from marketdb.services.ingest._sources import open_source
 from marketdb.services.ingest._timestamps import TimeParser
+from marketdb.store.tick_identity import SeqAssigner, finish_seq
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 

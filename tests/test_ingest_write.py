@@ -387,7 +387,7 @@ def test_a_concurrent_writer_of_the_same_key_is_deduplicated_not_duplicated(
     ts = df["ts"].iloc[4].to_pydatetime()
     other = psycopg.connect(db_url)
     db.ingest.write_ticks(df.iloc[:1])  # partitions exist; row 4 is later than anything stored
-    from marketdb.services.ingest._seq import content_hash, finish_seq
+    from marketdb.store.tick_identity import content_hash, finish_seq
 
     row4 = pa.Table.from_pandas(df.iloc[4:5][["price", "size", "exchange"]].assign(
         side=pa.array(df["side"].iloc[4:5], pa.int8())), preserve_index=False)

@@ -1,7 +1,7 @@
 """Tick identity does not depend on how the input was split into calls or batches (issue 10.2).
 
 ``seq`` is derived from the provider trade id, else from the trade's content plus an
-occurrence number among identical trades of one call (``services/ingest/_seq.py``).
+occurrence number among identical trades of one call (``store/tick_identity.py``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import marketdb
-from marketdb.services.ingest._seq import SeqAssigner, content_hash, finish_seq
+from marketdb.store.tick_identity import SeqAssigner, content_hash, finish_seq
 
 T0 = pd.Timestamp("2024-01-02T14:30:00.000000001Z")
 _symbols = itertools.count()
@@ -108,7 +108,7 @@ def test_quotes_of_one_nanosecond_in_two_calls_are_both_kept(db: marketdb.Market
 
 
 def test_seq_values_are_pinned() -> None:
-    """The hash is part of stored identity: it must never change (see _seq.py)."""
+    """The hash is part of stored identity: it must never change (see store/tick_identity.py)."""
     table = pa.table({
         "price": [10.0, 10.0, -0.0], "size": [1.0, 1.0, 2.0], "side": pa.array([1, 1, None], pa.int8()),
         "trade_id": [None, "T-1", ""], "exchange": ["XNAS", "XNAS", None],

@@ -290,7 +290,8 @@ def test_key_from_the_users_sealed_secret(db: marketdb.MarketDB,
     db.__dict__["accounts"] = acc  # the client's cached service, with a test key ring
     acc.create_user("alice", "alice@example.com", "correct horse battery staple")
     acc.set_secret("alice", "polygon_api_key", "sealed-polygon-key")
-    assert Providers(db, ingest=db.ingest, accounts=acc).api_key("polygon", user="alice") == "sealed-polygon-key"
+    providers = Providers(db, ingest=db.ingest, accounts=acc)
+    assert providers.api_key("polygon", user="alice") == "sealed-polygon-key"
     with serve() as replay:
         replay.route("/v3/reference/tickers/ZZZ", {"results": {"ticker": "ZZZ", "name": "Z"}})
         db.providers.sync("polygon", ["ZZZ"], kind="reference", user="alice",

@@ -18,10 +18,10 @@ import pyarrow.compute as pc
 
 from marketdb.errors import InternalError
 from marketdb.services.instruments.lookup import SymbolSpan
+from marketdb.store.tick_identity import SeqAssigner, content_hash
 
 from ._normalize import Normalized
 from ._schemas import QUOTE_COLUMNS, TRADE_COLUMNS, Kind
-from ._seq import SeqAssigner, content_hash
 from ._validate import Report, ValidationPolicy, find_duplicates, mask, validate
 
 __all__ = ["Prepared", "Preparer", "Resolver", "SymbolSpan"]

@@ -20,7 +20,7 @@ TS_TYPE = pa.timestamp("ns", tz="UTC")
 #: What a field holds; drives casting and the generic validation rules.
 #:   instrument: instrument id (int32)     symbol: instrument symbol (input only)
 #:   ts: instant (timestamp[ns, UTC])      date: calendar date (date32)
-#:   seq: tie key (int64, _seq.py)         side: aggressor side (int8: 1, -1, null)
+#:   seq: tie key (int64, store/tick_identity.py)       side: aggressor side (int8: 1, -1, null)
 #:   price: float64, finite, > 0 unless the asset class allows otherwise
 #:   quote_price: float64, finite, >= 0 (option bids of 0 are real)
 #:   size: float64, finite, >= 0           float: float64, finite

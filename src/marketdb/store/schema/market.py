@@ -136,7 +136,7 @@ corporate_actions = sa.Table(
 # Tick trades (documents 000 ticks, 001 ticks, 003 tick_data). ts holds
 # microseconds, ts_nanos the sub-microsecond rest; seq keeps distinct trades
 # that share a timestamp: a 63-bit key derived from the provider trade id or the
-# trade's content (services/ingest/_seq.py), so identity never depends on how
+# trade's content (store/tick_identity.py), so identity never depends on how
 # the input was split into calls.
 trades = sa.Table(
     "trades",

@@ -4,7 +4,7 @@ Issue 10 item 2: ``seq`` was an ordinal numbered per ingest call, so two
 distinct trades of the same nanosecond sent in different calls collided. It
 is now ``bigint``, derived from the row (its provider trade id, else its
 content plus an occurrence number among identical rows; see
-``marketdb.services.ingest._seq``). Existing trades and quotes get their new
+``marketdb.store.tick_identity``). Existing trades and quotes get their new
 ``seq`` here (read, hashed and written back in chunks: about a minute per few
 million ticks); identical rows of one timestamp keep distinct occurrence
 numbers. Derived candles keep first/last exact: ``first_seq``/``last_seq``
@@ -79,7 +79,7 @@ def _raw() -> Any:
 
 def _rekey(table: str) -> None:
     """Give every stored row of ``table`` its content/trade-id ``seq``."""
-    from marketdb.services.ingest._seq import SeqAssigner, content_hash
+    from marketdb.store.tick_identity import SeqAssigner, content_hash
 
     conn = _raw()
     cols = _COLUMNS[table]
