@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI
+from fastapi.routing import APIRoute, APIWebSocketRoute
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -27,7 +28,7 @@ from marketdb.api.state import ApiSettings, ApiState
 from marketdb.client import MarketDB
 from marketdb.store.cache import Cache, make_cache
 
-__all__ = ["CORE_ROUTERS", "create_app", "include"]
+__all__ = ["CORE_ROUTERS", "api_routes", "create_app", "include"]
 
 access_log = logging.getLogger("marketdb.api.access")
 
@@ -44,6 +45,19 @@ CORE_ROUTERS: tuple[APIRouter, ...] = (
 def include(app: FastAPI, router: APIRouter) -> None:
     """Mount ``router`` behind the permission check (deny by default)."""
     app.include_router(router, dependencies=[Depends(enforce)])
+    mounted: list[tuple[str, str]] = getattr(app.state, "marketdb_routes", [])
+    for route in router.routes:
+        if isinstance(route, APIRoute):
+            mounted.extend((method, route.path) for method in sorted(route.methods))
+        elif isinstance(route, APIWebSocketRoute):
+            mounted.append(("WEBSOCKET", route.path))
+    app.state.marketdb_routes = mounted
+
+
+def api_routes(app: FastAPI) -> list[tuple[str, str]]:
+    """Every (method, path) mounted with :func:`include` (what the permission table must cover)."""
+    routes: list[tuple[str, str]] = list(getattr(app.state, "marketdb_routes", []))
+    return routes
 
 
 def create_app(
