@@ -48,7 +48,7 @@ def include(app: FastAPI, router: APIRouter) -> None:
     mounted: list[tuple[str, str]] = getattr(app.state, "marketdb_routes", [])
     for route in router.routes:
         if isinstance(route, APIRoute):
-            mounted.extend((method, route.path) for method in sorted(route.methods))
+            mounted.extend((method, route.path) for method in sorted(route.methods or ()))
         elif isinstance(route, APIWebSocketRoute):
             mounted.append(("WEBSOCKET", route.path))
     app.state.marketdb_routes = mounted
