@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from marketdb.api.deps import enforce
 from marketdb.api.errors import install_error_handlers
+from marketdb.api.openapi import install_openapi
 from marketdb.api.routes import accounts, auth, market, ops, trading
 from marketdb.api.state import ApiSettings, ApiState
 from marketdb.client import MarketDB
@@ -94,6 +95,7 @@ def create_app(
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-ID"],
         )
+    install_openapi(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLog)
     return app
