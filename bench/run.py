@@ -22,6 +22,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import api as bench_api
 from bench import bars as bench_bars
 from bench import cli as bench_cli
 from bench import ingest as bench_ingest
@@ -161,6 +162,25 @@ def summarize(res: dict[str, Any]) -> Table:
     ):
         v = _get(cli, key, "median_s")
         t.add_row(label, _fmt(v), _fmt(py), _fmt(v / py if v and py else None, "x"), goal, "-")
+    api = res.get("api", {})
+    if api:
+        figures = (("cached_bars", "API cached 1m bars (Redis)"), ("uncached_bars", "API uncached 1m bars"))
+        for key, label in figures:
+            fig = api.get(key) or {}
+            t.add_row(
+                f"{label} req/s (p50/p99 ms)",
+                _fmt(fig.get("req_per_s")),
+                f"{_fmt(fig.get('p50_ms'))}/{_fmt(fig.get('p99_ms'))}",
+                "-",
+                ">= 2,000 req/s, p99 <= 20 ms" if key == "cached_bars" else "-",
+                "-",
+            )
+        tr = api.get("ticks_read") or {}
+        t.add_row("API 100k ticks: JSON ms vs Arrow ms", _fmt(tr.get("json_ms")), _fmt(tr.get("arrow_ms")),
+                  _fmt(tr.get("json_vs_arrow"), "x"), "-", "-")
+        ing = api.get("ingest") or {}
+        t.add_row("API ingest rows/s vs library", _fmt(ing.get("http_rows_per_s")),
+                  _fmt(ing.get("library_rows_per_s")), _fmt(ing.get("http_vs_library"), "x"), "-", "-")
     return t
 
 
@@ -171,12 +191,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds per figure")
     p.add_argument(
         "--only",
-        choices=("ingest", "bars", "reads", "cli"),
+        choices=("ingest", "bars", "reads", "cli", "api"),
         action="append",
         help="run only these parts (repeatable)",
     )
     args = p.parse_args(argv)
-    parts = args.only or ["ingest", "bars", "reads", "cli"]
+    parts = args.only or ["ingest", "bars", "reads", "cli", "api"]
     res: dict[str, Any] = {"ticks": args.ticks, "started": dt.datetime.now(dt.UTC).isoformat()}
     if "ingest" in parts:
         console.rule("ingest")
@@ -192,6 +212,9 @@ def main(argv: list[str] | None = None) -> int:
     if "cli" in parts:
         console.rule("cli start-up")
         res["cli"] = bench_cli.run(rounds=max(args.rounds, 5), log=console.print)
+    if "api" in parts:
+        console.rule("api")
+        res["api"] = bench_api.run(min(args.ticks, 100_000), rounds=args.rounds, log=console.print)
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
     path = out / f"run-{dt.datetime.now():%Y%m%d-%H%M%S}.json"

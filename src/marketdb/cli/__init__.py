@@ -21,6 +21,7 @@ from marketdb.cli import demo as demo_cmd
 from marketdb.cli import instruments as instruments_cmd
 from marketdb.cli import ops as ops_cmd
 from marketdb.cli import query as query_cmd
+from marketdb.cli import serve as serve_cmd
 from marketdb.cli import sync as sync_cmd
 from marketdb.cli import trading as trading_cmd
 from marketdb.cli.ingest import ingest_app
@@ -60,6 +61,7 @@ app.add_typer(accounts_cmd.posts_app, name="posts")
 app.command("demo")(demo_cmd.demo)
 app.command("sync")(sync_cmd.sync)
 app.command("quality")(sync_cmd.quality)
+app.command("serve")(serve_cmd.serve)
 
 
 def _version(value: bool) -> None:

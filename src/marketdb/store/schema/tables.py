@@ -14,6 +14,7 @@ from marketdb.store.schema.accounts import (
     user_secrets,
     users,
 )
+from marketdb.store.schema.auth import api_keys, api_sessions
 from marketdb.store.schema.market import (
     candles,
     corporate_actions,
@@ -45,6 +46,8 @@ __all__ = [
     "DEFAULT_PERMISSIONS",
     "DEFAULT_ROLES",
     "TIMESERIES_TABLES",
+    "api_keys",
+    "api_sessions",
     "audit_logs",
     "broker_credentials",
     "candles",

@@ -5,7 +5,7 @@ makes no requests and an interrupted one resumes after its last stored page
 (docs/providers.md).
 
 Revision ID: 0006
-Revises: 0009
+Revises: 0005
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006"
-down_revision: str | None = "0009"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """roles as data: seed 002's role 'user'; trader may manage positions
 
 Revision ID: 0007
-Revises: 0003
+Revises: 0006
 Create Date: 2026-12-07 05:00:00.000000
 
 * Role ``user`` (seed 002's default role: a signed-up user of an analytics
@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007"
-down_revision: str | None = "0003"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
