@@ -14,6 +14,7 @@ from marketdb.store.schema.accounts import (
     user_secrets,
     users,
 )
+from marketdb.store.schema.auth import api_keys, api_sessions
 from marketdb.store.schema.market import (
     candles,
     corporate_actions,
@@ -41,6 +42,8 @@ from marketdb.store.schema.trading import (
 )
 
 __all__ = [
+    "api_keys",
+    "api_sessions",
     "DEFAULT_PERMISSIONS",
     "DEFAULT_ROLES",
     "TIMESERIES_TABLES",
