@@ -32,6 +32,7 @@ from fastapi import APIRouter, FastAPI, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from marketdb.api.permissions import PUBLIC, register
 from marketdb.errors import InvalidInput, MarketdbError, NotFound
 from marketdb.services.streams import Channel, StreamHub, Subscription, parse_channel
 
@@ -101,7 +102,8 @@ class StreamConfig:
                 await hub.stop()
 
 
-router = APIRouter()
+router = APIRouter()  # the dashboard page and its assets (HTTP); /ws is added by install()
+register({("GET", "/"): PUBLIC, ("GET", "/static/{path:path}"): PUBLIC})
 
 
 @router.get("/", include_in_schema=False)
@@ -219,7 +221,6 @@ async def _login(cfg: StreamConfig, ws: WebSocket) -> Principal | None:
     return principal
 
 
-@router.websocket("/ws")
 async def stream(ws: WebSocket) -> None:
     """Authenticate, then subscribe/unsubscribe and receive messages (see the module doc)."""
     cfg: StreamConfig = ws.app.state.marketdb_streams
@@ -281,10 +282,20 @@ async def stream(ws: WebSocket) -> None:
 
 
 def install(app: FastAPI, *, authenticate: Authenticate, allows: Allows, conninfo: str,
-            ping_seconds: float = 20.0, idle_seconds: float = 60.0, queue_size: int = 1000) -> StreamConfig:
-    """Add ``/ws`` and the dashboard to ``app``; returns the config (tests tune timeouts on it)."""
+            ping_seconds: float = 20.0, idle_seconds: float = 60.0, queue_size: int = 1000,
+            include_pages: Callable[[FastAPI, APIRouter], None] | None = None) -> StreamConfig:
+    """Add ``/ws`` and the dashboard to ``app``; returns the config (tests tune timeouts on it).
+
+    ``include_pages`` mounts the dashboard's HTTP routes (the API passes its
+    permission-checking ``include``; they are PUBLIC); ``/ws`` authenticates
+    and authorizes by itself, per connection and per channel.
+    """
     cfg = StreamConfig(authenticate=authenticate, allows=allows, conninfo=conninfo,
                        ping_seconds=ping_seconds, idle_seconds=idle_seconds, queue_size=queue_size)
     app.state.marketdb_streams = cfg
-    app.include_router(router)
+    if include_pages is None:
+        app.include_router(router)
+    else:
+        include_pages(app, router)
+    app.add_api_websocket_route("/ws", stream)
     return cfg

@@ -23,7 +23,7 @@ of stored bars for rows written by plain SQL needs (issue 13): it can listen to
 the same channel, or a durable log can be added to these functions.
 
 Revision ID: 0011
-Revises: 0003
+Revises: 0005
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0011"
-down_revision: str | None = "0003"
+down_revision: str | None = "0005"  # 0003 on main; relinked after the API migration when merged
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
