@@ -6,7 +6,8 @@
   const $ = (id) => document.getElementById(id);
   const state = { token: sessionStorage.getItem("marketdb.token"), ws: null, chart: null, candles: null,
                   volume: null, symbol: null, interval: null, lastBar: null, bars: 0, updates: 0,
-                  markers: [], channels: [] };
+                  markers: [], markerMap: null, channels: [], acks: new Map(), gen: 0,
+                  ready: null, onWelcome: null, welcomed: false };
   window.marketdbDashboard = state;
 
   function status(text, isError) {
@@ -29,6 +30,8 @@
   }
 
   function secs(ts) { return Math.floor(Date.parse(ts) / 1000); }
+  const SPAN = { "1m": 60, "5m": 300, "15m": 900, "1h": 3600, "1d": 86400 };
+  function barTime(ts) { const s = SPAN[state.interval] || 60; return Math.floor(secs(ts) / s) * s; }
 
   function toCandle(b) {
     return { time: secs(b.ts), open: b.open, high: b.high, low: b.low, close: b.close };
@@ -55,82 +58,106 @@
     if (!symbol) { status("pick a symbol", true); return; }
     const interval = $("interval").value;
     const adjusted = $("adjusted").checked;
+    const gen = ++state.gen;  // a newer load makes this one stale
     status("loading " + symbol + " " + interval + "…");
+    state.symbol = symbol; state.interval = interval;
+    // Subscribe first, then read: nothing committed in between is missed (updates are idempotent).
+    const want = ["bars:" + symbol + ":" + interval];
+    const strategy = $("strategy").value;
+    if (strategy) { want.push("orders:" + strategy); want.push("fills:" + strategy); }
+    await subscribe(want);
     const q = new URLSearchParams({ interval: interval, adjusted: String(adjusted) });
     const body = await api("/v1/bars/" + encodeURIComponent(symbol) + "?" + q.toString());
+    if (gen !== state.gen) return;
     const rows = body.rows || [];
     ensureChart();
     state.candles.setData(rows.map(toCandle));
     state.volume.setData(rows.map(toVolume));
     state.chart.timeScale().fitContent();
-    state.symbol = symbol; state.interval = interval; state.bars = rows.length;
+    state.bars = rows.length;
     state.lastBar = rows.length ? rows[rows.length - 1] : null;
-    await loadMarkers();
-    subscribe();
+    await loadMarkers(gen);
+    if (gen !== state.gen) return;
     status(symbol + " " + interval + (adjusted ? " adjusted" : " raw") + ": " + rows.length + " bars, live");
   }
 
   function marker(fill) {
     const buy = String(fill.side).toLowerCase() === "buy";
-    return { time: secs(fill.ts), position: buy ? "belowBar" : "aboveBar", color: buy ? "#2962ff" : "#e91e63",
+    return { time: barTime(fill.ts), position: buy ? "belowBar" : "aboveBar", color: buy ? "#2962ff" : "#e91e63",
              shape: buy ? "arrowUp" : "arrowDown", text: (buy ? "B " : "S ") + fill.quantity + " @ " + fill.price };
   }
   function orderMarker(order) {
-    return { time: secs(order.created_at), position: "aboveBar", color: "#ff9800", shape: "circle",
+    return { time: barTime(order.created_at), position: "aboveBar", color: "#ff9800", shape: "circle",
              text: order.side + " " + order.quantity + " " + order.status };
   }
 
-  async function loadMarkers() {
-    state.markers = [];
+  async function loadMarkers(gen) {
+    const found = new Map();  // "order:<id>" / "fill:<id>" -> marker: one marker per order and per fill
     const strategy = $("strategy").value;
     if (strategy && state.symbol) {
       const q = "?strategy_id=" + encodeURIComponent(strategy) + "&limit=1000";
       const [fills, orders] = await Promise.all([api("/v1/fills" + q), api("/v1/orders" + q)]);
-      for (const f of fills.items || []) if (f.symbol === undefined || f.symbol === state.symbol) state.markers.push(marker(f));
-      for (const o of orders.items || []) if (o.symbol === undefined || o.symbol === state.symbol) state.markers.push(orderMarker(o));
+      for (const f of fills.items || []) if (mine(f)) found.set("fill:" + f.id, marker(f));
+      for (const o of orders.items || []) if (mine(o)) found.set("order:" + o.id, orderMarker(o));
     }
+    if (gen !== state.gen) return;
+    state.markerMap = found;
     drawMarkers();
   }
+  function mine(row) { return row.symbol === undefined || row.symbol === state.symbol; }
   function drawMarkers() {
-    if (!state.candles) return;
-    state.markers.sort((a, b) => a.time - b.time);
-    state.candles.setMarkers(state.markers);
+    state.markers = [...(state.markerMap || new Map()).values()].sort((a, b) => a.time - b.time);
+    if (state.candles) state.candles.setMarkers(state.markers);
   }
 
   function connect() {
-    if (state.ws && state.ws.readyState <= 1) return;
+    if (state.ws && state.ws.readyState <= 1) return state.ready;
     const url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws";
     const ws = new WebSocket(url);
-    state.ws = ws;
+    state.ws = ws; state.welcomed = false;
+    state.ready = new Promise((resolve) => { state.onWelcome = resolve; });
     ws.onopen = () => ws.send(JSON.stringify({ op: "auth", token: state.token }));
     ws.onmessage = (ev) => onMessage(JSON.parse(ev.data));
     ws.onclose = (ev) => {
       state.ws = null;
+      const had = state.channels; state.channels = [];
       if (ev.code === 4401) { logout(); return; }
-      if (state.token) setTimeout(() => { connect(); }, 1000);
+      if (state.token) setTimeout(() => { subscribe(had); }, 1000);  // reconnect, resubscribe
     };
+    return state.ready;
   }
 
-  function subscribe() {
-    connect();
-    const want = [];
-    if (state.symbol) want.push("bars:" + state.symbol + ":" + state.interval);
-    const strategy = $("strategy").value;
-    if (strategy) { want.push("orders:" + strategy); want.push("fills:" + strategy); }
+  // Make the subscribed set equal to `want`; resolves when the server has answered each new channel.
+  async function subscribe(want) {
+    await connect();
     const ws = state.ws;
-    const send = () => {
-      if (state.channels.length) ws.send(JSON.stringify({ op: "unsubscribe", channels: state.channels }));
-      ws.send(JSON.stringify({ op: "subscribe", channels: want }));
-      state.channels = want;
-    };
-    if (ws.readyState === 1 && state.welcomed) send(); else state.pending = send;
+    const gone = state.channels.filter((c) => !want.includes(c));
+    const fresh = want.filter((c) => !state.channels.includes(c));
+    state.channels = want.slice();
+    if (gone.length) ws.send(JSON.stringify({ op: "unsubscribe", channels: gone }));
+    if (!fresh.length) return;
+    const acks = fresh.map((c) => new Promise((resolve) => { state.acks.set(c, resolve); }));
+    ws.send(JSON.stringify({ op: "subscribe", channels: fresh }));
+    await Promise.all(acks);
+  }
+
+  function ack(channel) {
+    const resolve = state.acks.get(channel);
+    if (resolve) { state.acks.delete(channel); resolve(); }
   }
 
   function onMessage(m) {
-    if (m.type === "welcome") { state.welcomed = true; if (state.pending) { state.pending(); state.pending = null; } else if (state.channels.length) { const c = state.channels; state.channels = []; state.ws.send(JSON.stringify({ op: "subscribe", channels: c })); state.channels = c; } return; }
+    if (m.type === "welcome") { state.welcomed = true; state.onWelcome(); return; }
     if (m.type === "ping") { state.ws.send('{"op":"pong"}'); return; }
-    if (m.type === "error") { status((m.channel ? m.channel + ": " : "") + m.title + (m.detail ? " — " + m.detail : ""), true); return; }
+    if (m.type === "subscribed") { ack(m.channel); return; }
+    if (m.type === "unsubscribed") return;
+    if (m.type === "error") {
+      if (m.channel) { ack(m.channel); state.channels = state.channels.filter((c) => c !== m.channel); }
+      status((m.channel ? m.channel + ": " : "") + m.title + (m.detail ? " — " + m.detail : ""), true);
+      return;
+    }
     if (m.type === "bar" && m.symbol === state.symbol && m.interval === state.interval) {
+      if (!state.candles) return;
       const b = m.bar;
       try {
         state.candles.update(toCandle(b));
@@ -139,11 +166,10 @@
       if (!state.lastBar || secs(b.ts) >= secs(state.lastBar.ts)) state.lastBar = b;
       state.updates += 1;
       if (m.dropped) status("live (" + m.dropped + " updates coalesced)");
-    } else if (m.type === "fill" && m.fill.symbol === state.symbol) {
-      state.markers.push(marker(m.fill)); drawMarkers();
-    } else if (m.type === "order" && m.order.symbol === state.symbol) {
-      state.markers = state.markers.filter((x) => x.id !== m.order.id);
-      const mk = orderMarker(m.order); mk.id = m.order.id; state.markers.push(mk); drawMarkers();
+    } else if (m.type === "fill" && mine(m.fill) && state.markerMap) {
+      state.markerMap.set("fill:" + m.fill.id, marker(m.fill)); drawMarkers();
+    } else if (m.type === "order" && mine(m.order) && state.markerMap) {
+      state.markerMap.set("order:" + m.order.id, orderMarker(m.order)); drawMarkers();
     }
   }
 
