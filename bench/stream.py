@@ -33,7 +33,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -64,7 +63,8 @@ def _free_port() -> int:
 @contextlib.contextmanager
 def _serve(url: str, token: str, queue: int = 1000) -> Iterator[str]:
     port = _free_port()
-    env = dict(os.environ, MARKETDB_BENCH_URL=url, MARKETDB_BENCH_TOKEN=token, MARKETDB_BENCH_QUEUE=str(queue),
+    env = dict(os.environ, MARKETDB_BENCH_URL=url, MARKETDB_BENCH_TOKEN=token,
+               MARKETDB_BENCH_QUEUE=str(queue),
                PYTHONPATH=f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "--factory", "_stream_app:create", "--host", "127.0.0.1",
@@ -139,7 +139,7 @@ async def _latency_round(url: str, ws_url: str, token: str, n: int, commits: int
                 now = time.time()
                 msg = json.loads(text)
                 for row in msg.get("rows", ()):
-                    arrivals[i].setdefault(int(round(row["price"])), now)
+                    arrivals[i].setdefault(round(row["price"]), now)
 
     tasks = [asyncio.create_task(listen(i)) for i in range(n)]
     committed: dict[int, float] = {}

@@ -23,13 +23,15 @@ import marketdb
 from tests.api.conftest import PASSWORD, make_api
 
 CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(os.environ.get("MARKETDB_TEST_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts"))
+ARTIFACTS = Path(os.environ.get("MARKETDB_TEST_ARTIFACTS",
+                                Path(__file__).resolve().parents[2] / "test-artifacts"))
 ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]
 
 pytestmark = [
     pytest.mark.skipif(not os.path.exists(CHROMIUM) and shutil.which("chromium") is None,
-                       reason="Debian's chromium is not installed (apt-get install chromium; .ci/run does it)"),
+                       reason="Debian's chromium is not installed "
+                              "(apt-get install chromium; .ci/run does it)"),
 ]
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
 
@@ -111,13 +113,16 @@ def test_log_in_pick_a_symbol_see_candles_and_a_live_trade(served: tuple[str, An
             page.wait_for_selector("#app", state="visible")
             page.wait_for_function("document.querySelector('#who').textContent === 'vic'")
             page.fill("#symbol", "AA")  # search: the datalist offers AAPL
-            page.wait_for_function("[...document.querySelectorAll('#symbols option')].some(o => o.value === 'AAPL')")
+            page.wait_for_function(
+                "[...document.querySelectorAll('#symbols option')].some(o => o.value === 'AAPL')")
             page.fill("#symbol", "AAPL")
             page.select_option("#interval", "1m")
             page.click("#show")
             page.wait_for_function("document.querySelector('#status').textContent.includes('bars, live')")
-            state = page.evaluate("() => ({bars: marketdbDashboard.bars, close: marketdbDashboard.lastBar.close})")
-            assert state["bars"] == 31 and state["close"] == 101.0
+            state = page.evaluate(
+                "() => ({bars: marketdbDashboard.bars, close: marketdbDashboard.lastBar.close})")
+            assert state["bars"] == 31
+            assert state["close"] == 101.0
             page.wait_for_timeout(300)  # one animation frame for the canvas
             pixels = page.evaluate(PIXELS_JS)
             assert pixels["up"] + pixels["down"] > 100, pixels  # candles drawn
@@ -150,7 +155,8 @@ def test_order_and_fill_markers_for_a_strategy(served: tuple[str, Any]) -> None:
             page.fill("#username", "tina")  # a trader: may read orders and fills
             page.fill("#password", PASSWORD)
             page.click("#login-submit")
-            page.wait_for_function("[...document.querySelectorAll('#strategy option')].some(o => o.value === 's1')")
+            page.wait_for_function(
+                "[...document.querySelectorAll('#strategy option')].some(o => o.value === 's1')")
             page.fill("#symbol", "AAPL")
             page.select_option("#interval", "1m")
             page.select_option("#strategy", "s1")

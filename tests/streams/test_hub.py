@@ -41,7 +41,8 @@ async def _drain(sub: Any, quiet: float = 1.5) -> list[Message]:
 def _stored(url: str, symbol: str) -> list[tuple[Any, ...]]:
     with psycopg.connect(url) as conn:
         return conn.execute(
-            "SELECT t.ts, t.ts_nanos, t.seq, t.price FROM trades t JOIN instruments i ON i.id = t.instrument_id "
+            "SELECT t.ts, t.ts_nanos, t.seq, t.price FROM trades t "
+            "JOIN instruments i ON i.id = t.instrument_id "
             "WHERE i.symbol = %s ORDER BY t.ts, t.ts_nanos, t.seq",
             [symbol],
         ).fetchall()
@@ -122,8 +123,10 @@ def test_bar_updates_equal_stored_bars_and_a_slow_consumer_gets_the_final_bar(db
     assert dropped > 0
     assert sum(m.dropped for m in slow_got) == dropped
     bars = [m for m in slow_got if m.type == "bar"]
-    assert bars and bars[-1].data["final"]
-    assert bars[-1].data["bar"]["close"] == stored[0][4] and bars[-1].data["bar"]["volume"] == 60
+    assert bars
+    assert bars[-1].data["final"]
+    assert bars[-1].data["bar"]["close"] == stored[0][4]
+    assert bars[-1].data["bar"]["volume"] == 60
 
 
 def test_forming_bar_updates_then_a_final_message_when_it_closes(db: marketdb.MarketDB) -> None:
@@ -154,8 +157,10 @@ def test_forming_bar_updates_then_a_final_message_when_it_closes(db: marketdb.Ma
     assert [m.channel for m in got] == ["bars:AAA:1m"] * len(got)
     updates = [m for m in got if not m.data["final"]]
     finals = [m for m in got if m.data["final"]]
-    assert updates and updates[-1].data["bar"]["close"] == 11.0
-    assert len(finals) == 1 and finals[0].data["bar"]["close"] == 11.0
+    assert updates
+    assert updates[-1].data["bar"]["close"] == 11.0
+    assert len(finals) == 1
+    assert finals[0].data["bar"]["close"] == 11.0
     assert finals[0].data["bar"]["trade_count"] == 2
 
 
@@ -184,12 +189,16 @@ def test_orders_fills_signals_and_patterns_channels(db: marketdb.MarketDB) -> No
 
     got = asyncio.run(scenario())
     kinds = [(m.channel.split(":")[0], m.type) for m in got]
-    assert ("fills", "fill") in kinds and ("signals", "signal") in kinds and ("patterns", "pattern") in kinds
+    assert ("fills", "fill") in kinds
+    assert ("signals", "signal") in kinds
+    assert ("patterns", "pattern") in kinds
     orders = [m for m in got if m.type == "order"]
-    assert orders and {m.data["order"]["strategy_id"] for m in orders} == {"s1"}
+    assert orders
+    assert {m.data["order"]["strategy_id"] for m in orders} == {"s1"}
     assert orders[-1].data["order"]["filled_quantity"] == 4
     fill = next(m for m in got if m.type == "fill")
-    assert fill.data["fill"]["price"] == 101.5 and fill.data["fill"]["symbol"] == "AAA"
+    assert fill.data["fill"]["price"] == 101.5
+    assert fill.data["fill"]["symbol"] == "AAA"
 
 
 def test_channel_names_are_validated() -> None:
@@ -222,4 +231,5 @@ def test_queue_coalesces_forming_bars_and_counts_drops() -> None:
     got = asyncio.run(scenario())
     assert [(m.channel, m.data) for m in got] == [("trades:A", {"n": 4}), ("bars:A:1m", {"close": 3})]
     assert got[0].dropped == 4  # trades 0-3 were pushed out by newer messages
-    assert got[1].dropped == 2 and not got[1].droppable  # two intermediate updates replaced; stays final
+    assert got[1].dropped == 2
+    assert not got[1].droppable

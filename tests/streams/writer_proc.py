@@ -49,10 +49,10 @@ def main(url: str, symbols: list[str], batches: int, rows: int) -> None:
                     [(ids[r.symbol], r.ts, r.price, r.size) for r in data.itertuples()],
                 )
         elif b % 4 == 2:  # COPY, then a rolled-back batch after it
-            with psycopg.connect(url) as conn:
-                with conn.cursor().copy("COPY trades (instrument_id, ts, price, size) FROM STDIN") as cp:
-                    for r in data.itertuples():
-                        cp.write_row((ids[r.symbol], r.ts, r.price, r.size))
+            with psycopg.connect(url) as conn, conn.cursor().copy(
+                    "COPY trades (instrument_id, ts, price, size) FROM STDIN") as cp:
+                for r in data.itertuples():
+                    cp.write_row((ids[r.symbol], r.ts, r.price, r.size))
             with psycopg.connect(url) as conn:
                 try:
                     with conn.transaction():

@@ -55,9 +55,17 @@ CHANNEL_PERMISSIONS: dict[str, tuple[str, str]] = {
 class Principal(Protocol):
     """What the endpoint needs of an authenticated principal."""
 
-    user_id: Any
-    username: str
-    role: str
+    @property
+    def user_id(self) -> Any:
+        """The user's id."""
+
+    @property
+    def username(self) -> str:
+        """The user's name."""
+
+    @property
+    def role(self) -> str:
+        """The user's role."""
 
 
 Authenticate = Callable[[str], "Principal | None"]
@@ -183,7 +191,8 @@ async def _handle(cfg: StreamConfig, ws: WebSocket, sub: Subscription, principal
     for name in names:
         if op == "unsubscribe":
             removed = sub.unsubscribe(name)
-            await ws.send_text(json.dumps({"type": "unsubscribed", "channel": name, "was_subscribed": removed}))
+            await ws.send_text(json.dumps(
+                {"type": "unsubscribed", "channel": name, "was_subscribed": removed}))
             continue
         try:
             channel = parse_channel(name)
@@ -214,7 +223,8 @@ async def _login(cfg: StreamConfig, ws: WebSocket) -> Principal | None:
             frame = json.loads(text)
         except (TimeoutError, ValueError):
             return None
-        if not isinstance(frame, dict) or frame.get("op") != "auth" or not isinstance(frame.get("token"), str):
+        if not isinstance(frame, dict) or frame.get("op") != "auth" \
+                or not isinstance(frame.get("token"), str):
             return None
         token = frame["token"]
     principal: Principal | None = await run_in_threadpool(cfg.authenticate, token)
@@ -228,7 +238,8 @@ async def stream(ws: WebSocket) -> None:
     principal = await _login(cfg, ws)
     if principal is None:
         await ws.send_text(json.dumps(_problem(
-            401, "authentication failed", hint='send {"op": "auth", "token": "<session token or API key>"} first')))
+            401, "authentication failed",
+            hint='send {"op": "auth", "token": "<session token or API key>"} first')))
         await ws.close(code=4401)
         return
     hub = await cfg.acquire()

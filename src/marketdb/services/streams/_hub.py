@@ -174,7 +174,8 @@ class StreamHub:
         if iid is None:
             rows = await self._fetch("SELECT id FROM instruments WHERE symbol = %s", [symbol])
             if not rows:
-                raise NotFound(f"no instrument {symbol!r}", hint="register it first (marketdb instruments add)")
+                raise NotFound(f"no instrument {symbol!r}",
+                               hint="register it first (marketdb instruments add)")
             iid = int(rows[0]["id"])
             self._symbols[symbol] = iid
         return iid
@@ -391,7 +392,8 @@ class StreamHub:
         )
 
     async def _orders(self, keys: list[list[Any]]) -> None:
-        ids = list(dict.fromkeys(str(k[0]) for k in keys if k[1] is not None and self._wanted(f"orders:{k[1]}")))
+        ids = list(dict.fromkeys(
+            str(k[0]) for k in keys if k[1] is not None and self._wanted(f"orders:{k[1]}")))
         if not ids:
             return
         rows = await self._fetch(
@@ -419,7 +421,8 @@ class StreamHub:
                 self._publish(f"fills:{row['strategy_id']}", "fill", {"fill": row}, droppable=False)
 
     async def _signals(self, keys: list[list[Any]]) -> None:
-        ids = list(dict.fromkeys(str(k[0]) for k in keys if k[2] is not None and self._wanted(f"signals:{k[2]}")))
+        ids = list(dict.fromkeys(
+            str(k[0]) for k in keys if k[2] is not None and self._wanted(f"signals:{k[2]}")))
         if not ids:
             return
         rows = await self._fetch(
