@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 import marketdb
@@ -25,6 +26,7 @@ class Api:
     client: TestClient
     tokens: dict[str, str]
     user_ids: dict[str, str]
+    app: FastAPI
 
     def headers(self, role: str | None) -> dict[str, str]:
         if role is None:
@@ -50,7 +52,7 @@ def make_api(db: marketdb.MarketDB, cache: Cache | None = None, settings: ApiSet
         r = client.post("/v1/auth/login", json={"username": name, "password": PASSWORD})
         assert r.status_code == 200, r.text
         tokens[key] = r.json()["token"]
-    return Api(db, client, tokens, ids)
+    return Api(db, client, tokens, ids, app)
 
 
 @pytest.fixture

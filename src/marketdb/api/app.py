@@ -17,17 +17,19 @@ from collections.abc import Iterable
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI
+from fastapi.routing import APIRoute, APIWebSocketRoute
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from marketdb.api.deps import authenticate, enforce
 from marketdb.api.errors import install_error_handlers
+from marketdb.api.openapi import install_openapi
 from marketdb.api.routes import accounts, auth, market, ops, stream, trading
 from marketdb.api.state import ApiSettings, ApiState
 from marketdb.client import MarketDB
 from marketdb.store.cache import Cache, make_cache
 
-__all__ = ["CORE_ROUTERS", "create_app", "include"]
+__all__ = ["CORE_ROUTERS", "api_routes", "create_app", "include"]
 
 access_log = logging.getLogger("marketdb.api.access")
 
@@ -44,6 +46,19 @@ CORE_ROUTERS: tuple[APIRouter, ...] = (
 def include(app: FastAPI, router: APIRouter) -> None:
     """Mount ``router`` behind the permission check (deny by default)."""
     app.include_router(router, dependencies=[Depends(enforce)])
+    mounted: list[tuple[str, str]] = getattr(app.state, "marketdb_routes", [])
+    for route in router.routes:
+        if isinstance(route, APIRoute):
+            mounted.extend((method, route.path) for method in sorted(route.methods or ()))
+        elif isinstance(route, APIWebSocketRoute):
+            mounted.append(("WEBSOCKET", route.path))
+    app.state.marketdb_routes = mounted
+
+
+def api_routes(app: FastAPI) -> list[tuple[str, str]]:
+    """Every (method, path) mounted with :func:`include` (what the permission table must cover)."""
+    routes: list[tuple[str, str]] = list(getattr(app.state, "marketdb_routes", []))
+    return routes
 
 
 def create_app(
@@ -82,6 +97,7 @@ def create_app(
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-ID"],
         )
+    install_openapi(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLog)
     return app

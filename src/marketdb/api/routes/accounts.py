@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from marketdb.api.deps import Ctx, CurrentUser, Db, State, require_owner
 from marketdb.api.formats import json_response
 from marketdb.api.pagination import page
+from marketdb.errors import InvalidInput
 
 router = APIRouter(tags=["accounts"])
 Limit = Annotated[int, Query(ge=1, le=1000)]
@@ -209,13 +210,15 @@ def list_configurations(db: Db, prefix: str | None = None) -> JSONResponse:
 class ConfigIn(BaseModel):
     """A configuration value (any JSON)."""
 
-    value: Any
+    value: Annotated[Any, Field(json_schema_extra={"not": {"type": "null"}})]
     description: str | None = None
 
 
 @router.put("/v1/configurations/{key}")
 def set_configuration(key: str, body: ConfigIn, db: Db, ctx: Ctx) -> JSONResponse:
     """Create or replace a configuration entry."""
+    if body.value is None:
+        raise InvalidInput("a configuration value cannot be null", hint="delete the entry instead")
     return json_response(
         db.accounts.set_config(key, body.value, description=body.description, actor=ctx.actor)
     )

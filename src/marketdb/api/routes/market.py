@@ -165,15 +165,31 @@ def bars(
 ) -> Response:
     """OHLCV bars at any interval in ``[start, end)``; ``adjusted`` as known at ``as_of``."""
     fmt = negotiate(request, format)
-    params = [symbol.strip().upper(), interval, start, end, adjusted, as_of, source]
+    syms = _symbols(symbol)
+    params = [",".join(s.upper() for s in syms), interval, start, end, adjusted, as_of, source]
 
     def compute() -> pa.Table:
         table: pa.Table = db.query.bars(
-            symbol, interval, start, end, adjusted=adjusted, as_of=as_of, source=source, output="arrow"
+            syms[0] if len(syms) == 1 else syms,
+            interval,
+            start,
+            end,
+            adjusted=adjusted,
+            as_of=as_of,
+            source=source,
+            output="arrow",
         )
         return table
 
-    return table_response(_cached_table(state, db, params, [symbol], compute), fmt)
+    return table_response(_cached_table(state, db, params, syms, compute), fmt)
+
+
+def _symbols(text: str) -> list[str]:
+    """``AAPL`` or ``AAPL,MSFT`` (several symbols: a ``symbol`` column is added)."""
+    syms = [s.strip() for s in text.split(",") if s.strip()]
+    if not syms:
+        raise InvalidInput("no symbol given", hint="pass a symbol, or several separated by commas")
+    return syms
 
 
 @router.get("/v1/ticks/{symbol}")
@@ -189,7 +205,9 @@ def ticks(
     """Trades in ``[start, end)`` with nanosecond timestamps; Arrow streams in batches."""
     fmt = negotiate(request, format)
     cols = [c.strip() for c in columns.split(",")] if columns else None
-    return table_response(db.query.ticks(symbol, start, end, columns=cols, output="arrow"), fmt)
+    syms = _symbols(symbol)
+    table = db.query.ticks(syms[0] if len(syms) == 1 else syms, start, end, columns=cols, output="arrow")
+    return table_response(table, fmt)
 
 
 @router.get("/v1/quotes/{symbol}")
@@ -205,7 +223,9 @@ def quotes(
     """Top-of-book quotes in ``[start, end)``."""
     fmt = negotiate(request, format)
     cols = [c.strip() for c in columns.split(",")] if columns else None
-    return table_response(db.query.quotes(symbol, start, end, columns=cols, output="arrow"), fmt)
+    syms = _symbols(symbol)
+    table = db.query.quotes(syms[0] if len(syms) == 1 else syms, start, end, columns=cols, output="arrow")
+    return table_response(table, fmt)
 
 
 @router.get("/v1/latest")

@@ -175,7 +175,8 @@ def _redis(settings: Settings) -> Iterable[Check]:
             "redis",
             "fail",
             f"cannot reach Redis at {url}: {type(exc).__name__}: {exc}",
-            "start Redis or fix REDIS_URL; marketdb still works without it (reads skip the cache)",
+            "start Redis or fix REDIS_URL; marketdb still works without it (reads skip the cache; "
+            "`marketdb serve` falls back to PostgreSQL sessions and uncached reads)",
         )
     else:
         yield Check("reachable", "redis", "ok", f"Redis at {url} answers PING")

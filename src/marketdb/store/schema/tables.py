@@ -42,11 +42,11 @@ from marketdb.store.schema.trading import (
 )
 
 __all__ = [
-    "api_keys",
-    "api_sessions",
     "DEFAULT_PERMISSIONS",
     "DEFAULT_ROLES",
     "TIMESERIES_TABLES",
+    "api_keys",
+    "api_sessions",
     "audit_logs",
     "broker_credentials",
     "candles",
