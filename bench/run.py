@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import bars as bench_bars
 from bench import ingest as bench_ingest
 from bench import reads as bench_reads
+from bench import stream as bench_stream
 
 console = Console()
 
@@ -151,6 +152,29 @@ def summarize(res: dict[str, Any]) -> Table:
         mk = next((v for k, v in block.items() if k.startswith("marketdb")), None) if block else None
         arc = block.get("arcticdb") if block else None
         t.add_row(label, _fmt(mk), _fmt(arc), _fmt(mk / arc if mk and arc else None, "x"), goal, anchor)
+    st = res.get("stream", {})
+    for n in ("1", "10", "100"):
+        t.add_row(
+            f"commit -> WebSocket client p50 / p99 (ms), {n} subscriber(s)",
+            f"{_fmt(_get(st, 'latency', n, 'p50_ms'))} / {_fmt(_get(st, 'latency', n, 'p99_ms'))}",
+            "-", "-", "-", "-",
+        )
+    t.add_row(
+        "ingest with a slow stream consumer vs without",
+        _fmt(_get(st, "ingest", "slow_consumer_vs_capture"), "x"),
+        "-",
+        "-",
+        ">= 0.9x",
+        "-",
+    )
+    t.add_row(
+        "ingest with change-capture triggers vs without",
+        _fmt(_get(st, "ingest", "capture_vs_no_capture"), "x"),
+        "-",
+        "-",
+        "-",
+        "-",
+    )
     return t
 
 
@@ -161,12 +185,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds per figure")
     p.add_argument(
         "--only",
-        choices=("ingest", "bars", "reads"),
+        choices=("ingest", "bars", "reads", "stream"),
         action="append",
         help="run only these parts (repeatable)",
     )
     args = p.parse_args(argv)
-    parts = args.only or ["ingest", "bars", "reads"]
+    parts = args.only or ["ingest", "bars", "reads", "stream"]
     res: dict[str, Any] = {"ticks": args.ticks, "started": dt.datetime.now(dt.UTC).isoformat()}
     if "ingest" in parts:
         console.rule("ingest")
@@ -179,6 +203,9 @@ def main(argv: list[str] | None = None) -> int:
         res["reads"] = bench_reads.run(
             ticks_per_day=max(args.ticks // 25, 1000), rounds=args.rounds, log=console.print
         )
+    if "stream" in parts:
+        console.rule("stream")
+        res["stream"] = bench_stream.run(min(args.ticks, 200_000), rounds=args.rounds, log=console.print)
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
     path = out / f"run-{dt.datetime.now():%Y%m%d-%H%M%S}.json"
