@@ -72,11 +72,13 @@ def _serve(url: str, token: str, queue: int = 1000) -> Iterator[str]:
         env=env, cwd=HERE,
     )
     try:
-        deadline = time.time() + 30
-        while time.time() < deadline:
+        deadline = time.time() + 180  # a loaded 2-core machine can take a while to import and start
+        while True:
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
                 break
-            time.sleep(0.1)
+            if proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError(f"the bench server did not start (exit code {proc.poll()})")
+            time.sleep(0.2)
         yield f"ws://127.0.0.1:{port}/ws"
     finally:
         proc.terminate()
