@@ -22,6 +22,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import api as bench_api
 from bench import bars as bench_bars
 from bench import ingest as bench_ingest
 from bench import reads as bench_reads
@@ -152,6 +153,25 @@ def summarize(res: dict[str, Any]) -> Table:
         mk = next((v for k, v in block.items() if k.startswith("marketdb")), None) if block else None
         arc = block.get("arcticdb") if block else None
         t.add_row(label, _fmt(mk), _fmt(arc), _fmt(mk / arc if mk and arc else None, "x"), goal, anchor)
+    api = res.get("api", {})
+    if api:
+        figures = (("cached_bars", "API cached 1m bars (Redis)"), ("uncached_bars", "API uncached 1m bars"))
+        for key, label in figures:
+            fig = api.get(key) or {}
+            t.add_row(
+                f"{label} req/s (p50/p99 ms)",
+                _fmt(fig.get("req_per_s")),
+                f"{_fmt(fig.get('p50_ms'))}/{_fmt(fig.get('p99_ms'))}",
+                "-",
+                ">= 2,000 req/s, p99 <= 20 ms" if key == "cached_bars" else "-",
+                "-",
+            )
+        tr = api.get("ticks_read") or {}
+        t.add_row("API 100k ticks: JSON ms vs Arrow ms", _fmt(tr.get("json_ms")), _fmt(tr.get("arrow_ms")),
+                  _fmt(tr.get("json_vs_arrow"), "x"), "-", "-")
+        ing = api.get("ingest") or {}
+        t.add_row("API ingest rows/s vs library", _fmt(ing.get("http_rows_per_s")),
+                  _fmt(ing.get("library_rows_per_s")), _fmt(ing.get("http_vs_library"), "x"), "-", "-")
     st = res.get("stream", {})
     for n in ("1", "10", "100"):
         t.add_row(
@@ -185,12 +205,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds per figure")
     p.add_argument(
         "--only",
-        choices=("ingest", "bars", "reads", "stream"),
+        choices=("ingest", "bars", "reads", "api", "stream"),
         action="append",
         help="run only these parts (repeatable)",
     )
     args = p.parse_args(argv)
-    parts = args.only or ["ingest", "bars", "reads", "stream"]
+    parts = args.only or ["ingest", "bars", "reads", "api", "stream"]
     res: dict[str, Any] = {"ticks": args.ticks, "started": dt.datetime.now(dt.UTC).isoformat()}
     if "ingest" in parts:
         console.rule("ingest")
@@ -203,6 +223,9 @@ def main(argv: list[str] | None = None) -> int:
         res["reads"] = bench_reads.run(
             ticks_per_day=max(args.ticks // 25, 1000), rounds=args.rounds, log=console.print
         )
+    if "api" in parts:
+        console.rule("api")
+        res["api"] = bench_api.run(min(args.ticks, 100_000), rounds=args.rounds, log=console.print)
     if "stream" in parts:
         console.rule("stream")
         res["stream"] = bench_stream.run(min(args.ticks, 200_000), rounds=args.rounds, log=console.print)

@@ -66,48 +66,54 @@ def _bearer(request: Request) -> str | None:
     return key.strip() if key and key.strip() else None
 
 
+def _cached_session(state: ApiState, token: str) -> Principal | None:
+    if not token.startswith("mdbs_"):
+        return None
+    cache_key = "session:" + hash_token(token).hex()
+    hit = state.cache.get(cache_key)
+    if hit is None:
+        return None
+    try:
+        d = json.loads(hit)
+        return Principal(uuid.UUID(d["user_id"]), d["username"], d["role"], session_hash=hash_token(token))
+    except (ValueError, KeyError, TypeError):
+        state.cache.delete(cache_key)
+        return None
+
+
+def _remember_session(state: ApiState, principal: Principal) -> None:
+    if principal.session_hash is None:
+        return
+    payload = {"user_id": str(principal.user_id), "username": principal.username, "role": principal.role}
+    state.cache.set(
+        "session:" + principal.session_hash.hex(),
+        json.dumps(payload).encode(),
+        state.settings.session_ttl_seconds,
+    )
+
+
 def authenticate(state: ApiState, token: str) -> Principal | None:
     """A session token or API key -> its live principal (Redis first for sessions), or None.
 
-    Shared with the WebSocket endpoint: call it with the token sent on connect.
+    Shared with the WebSocket endpoint: call it with the token sent on connect,
+    then ``state.auth.allows(principal, resource, action)`` per channel.
     """
-    cache_key = "session:" + hash_token(token).hex()
-    if token.startswith("mdbs_"):
-        hit = state.cache.get(cache_key)
-        if hit is not None:
-            try:
-                d = json.loads(hit)
-                return Principal(
-                    uuid.UUID(d["user_id"]), d["username"], d["role"], session_hash=hash_token(token)
-                )
-            except (ValueError, KeyError, TypeError):
-                state.cache.delete(cache_key)
+    cached = _cached_session(state, token)
+    if cached is not None:
+        return cached
     principal = state.auth.resolve(token)
-    if principal is not None and principal.session_hash is not None:
-        payload = {"user_id": str(principal.user_id), "username": principal.username, "role": principal.role}
-        state.cache.set(cache_key, json.dumps(payload).encode(), state.settings.session_ttl_seconds)
+    if principal is not None:
+        _remember_session(state, principal)
     return principal
 
 
-def optional_principal(request: Request, state: State) -> Principal | None:
-    """The authenticated principal, or None for anonymous requests; 401 for a bad token."""
-    token = _bearer(request)
-    if token is None:
-        return None
-    principal = authenticate(state, token)
-    if principal is None:
-        raise NotAuthenticated(
-            "the session token or API key is invalid, expired or revoked",
-            hint="log in again (POST /v1/auth/login) or use a live API key",
-        )
-    request.state.user_id = str(principal.user_id)
-    return principal
+def enforce(request: Request, state: State) -> Principal | None:
+    """Deny by default: the matched route must be in the permission table and allowed.
 
-
-def enforce(
-    request: Request, state: State, principal: Annotated[Principal | None, Depends(optional_principal)]
-) -> Principal | None:
-    """Deny by default: the matched route must be in the permission table and allowed."""
+    One database transaction per request: resolve the token (unless Redis holds
+    the session) and check the permission against the user's current role and
+    activity (and the API key's role).
+    """
     route = request.scope.get("route")
     path = getattr(route, "path", None)
     need = ROUTE_PERMISSIONS.get((request.method, path)) if isinstance(path, str) else None
@@ -117,17 +123,26 @@ def enforce(
             hint="add the route to marketdb.api.permissions.ROUTE_PERMISSIONS",
         )
     if need == PUBLIC:
-        return principal
-    if principal is None:
+        return None
+    token = _bearer(request)
+    if token is None:
         raise NotAuthenticated(
             "authentication required", hint="send Authorization: Bearer <token or API key>"
         )
-    if need == SELF:
-        if not state.auth.allows_self(principal):
+    cached = _cached_session(state, token)
+    resource, action = (None, None) if need == SELF else need
+    principal, allowed = state.auth.check(token, cached, resource, action)
+    if principal is None:
+        raise NotAuthenticated(
+            "the session token or API key is invalid, expired or revoked",
+            hint="log in again (POST /v1/auth/login) or use a live API key",
+        )
+    if cached is None:
+        _remember_session(state, principal)
+    request.state.user_id = str(principal.user_id)
+    if not allowed:
+        if need == SELF:
             raise NotAuthenticated("the account is deactivated", hint="ask an admin to reactivate it")
-        return principal
-    resource, action = need
-    if not state.auth.allows(principal, resource, action):
         raise PermissionDenied(
             f"not allowed to {action} {resource}", hint="ask an admin for a role that grants it"
         )

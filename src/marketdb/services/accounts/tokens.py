@@ -111,14 +111,21 @@ def role_allows(conn: sa.Connection, role: str, resource: str, action: str) -> b
     return bool(conn.execute(stmt).scalar_one())
 
 
+def _grant_exists(role: Any, resource: str, action: str) -> sa.Exists:
+    return sa.exists().where(
+        p.c.role == role,
+        p.c.resource.in_([resource, WILDCARD]),
+        p.c.action.in_([action, WILDCARD]),
+    )
+
+
 def allows(conn: sa.Connection, principal: Principal, resource: str, action: str) -> bool:
-    """May ``principal`` do it now? Re-reads the user's role and activity (no cache)."""
-    row = conn.execute(sa.select(u.c.role, u.c.is_active).where(u.c.id == principal.user_id)).first()
-    if row is None or not row.is_active:
-        return False
-    if not role_allows(conn, row.role, resource, action):
-        return False
-    return principal.key_role is None or role_allows(conn, principal.key_role, resource, action)
+    """May ``principal`` do it now? Re-reads the user's role and activity (no cache); one query."""
+    cond = sa.and_(u.c.is_active, _grant_exists(u.c.role, resource, action))
+    if principal.key_role is not None:
+        cond = sa.and_(cond, _grant_exists(principal.key_role, resource, action))
+    found = conn.execute(sa.select(cond).where(u.c.id == principal.user_id)).scalar_one_or_none()
+    return bool(found)
 
 
 # ------------------------------------------------------------------ sessions
@@ -157,26 +164,24 @@ def resolve_session(conn: sa.Connection, token: str) -> Principal | None:
     if not token.startswith(SESSION_PREFIX):
         return None
     digest = hash_token(token)
-    now = _now(conn)
+    now = sa.func.now()
+    idle = sa.func.make_interval(0, 0, 0, 0, 0, 0, s.c.idle_seconds)
     row = conn.execute(
         sa.select(
             s.c.user_id,
-            s.c.last_used_at,
-            s.c.idle_seconds,
-            s.c.expires_at,
-            s.c.revoked_at,
             u.c.username,
             u.c.role,
-            u.c.is_active,
+            sa.and_(
+                s.c.revoked_at.is_(None), u.c.is_active, now < s.c.expires_at, now - s.c.last_used_at <= idle
+            ).label("live"),
+            (now - s.c.last_used_at > sa.literal(TOUCH_EVERY)).label("stale"),
         )
         .join(u, u.c.id == s.c.user_id)
         .where(s.c.token_hash == digest)
     ).first()
-    if row is None or row.revoked_at is not None or not row.is_active:
+    if row is None or not row.live:
         return None
-    if now >= row.expires_at or now - row.last_used_at > dt.timedelta(seconds=row.idle_seconds):
-        return None
-    if now - row.last_used_at > TOUCH_EVERY:
+    if row.stale:
         conn.execute(sa.update(s).where(s.c.token_hash == digest).values(last_used_at=now))
     return Principal(row.user_id, row.username, row.role, session_hash=digest)
 
@@ -302,27 +307,29 @@ def resolve_api_key(conn: sa.Connection, key: str) -> Principal | None:
     if not key.startswith(KEY_PREFIX):
         return None
     digest = hash_token(key)
-    now = _now(conn)
+    now = sa.func.now()
     row = conn.execute(
         sa.select(
             k.c.id,
             k.c.role,
-            k.c.revoked_at,
-            k.c.expires_at,
-            k.c.last_used_at,
             k.c.user_id,
             u.c.username,
             u.c.role.label("user_role"),
-            u.c.is_active,
+            sa.and_(
+                k.c.revoked_at.is_(None),
+                u.c.is_active,
+                sa.or_(k.c.expires_at.is_(None), now < k.c.expires_at),
+            ).label("live"),
+            sa.or_(k.c.last_used_at.is_(None), now - k.c.last_used_at > sa.literal(TOUCH_EVERY)).label(
+                "stale"
+            ),
         )
         .join(u, u.c.id == k.c.user_id)
         .where(k.c.key_hash == digest)
     ).first()
-    if row is None or row.revoked_at is not None or not row.is_active:
+    if row is None or not row.live:
         return None
-    if row.expires_at is not None and now >= row.expires_at:
-        return None
-    if row.last_used_at is None or now - row.last_used_at > TOUCH_EVERY:
+    if row.stale:
         conn.execute(sa.update(k).where(k.c.id == row.id).values(last_used_at=now))
     return Principal(row.user_id, row.username, row.user_role, key_id=row.id, key_role=row.role)
 
@@ -351,6 +358,27 @@ class ApiAuth:
             if token.startswith(KEY_PREFIX):
                 return resolve_api_key(conn, token)
             return resolve_session(conn, token)
+
+    def check(
+        self, token: str | None, principal: Principal | None, resource: str | None, action: str | None
+    ) -> tuple[Principal | None, bool]:
+        """Resolve ``token`` (unless ``principal`` is given) and check one permission, in one transaction.
+
+        Returns ``(principal, allowed)``; ``resource=None`` only checks that the user is active.
+        """
+        with self._db.transaction() as conn:
+            if principal is None and token is not None:
+                principal = (
+                    resolve_api_key(conn, token)
+                    if token.startswith(KEY_PREFIX)
+                    else resolve_session(conn, token)
+                )
+            if principal is None:
+                return None, False
+            if resource is None or action is None:
+                row = conn.execute(sa.select(u.c.is_active).where(u.c.id == principal.user_id)).first()
+                return principal, bool(row is not None and row.is_active)
+            return principal, allows(conn, principal, resource, action)
 
     def allows(self, principal: Principal, resource: str, action: str) -> bool:
         """See :func:`allows`."""
