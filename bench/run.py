@@ -27,6 +27,7 @@ from bench import bars as bench_bars
 from bench import cli as bench_cli
 from bench import ingest as bench_ingest
 from bench import reads as bench_reads
+from bench import stream as bench_stream
 
 console = Console()
 
@@ -181,6 +182,29 @@ def summarize(res: dict[str, Any]) -> Table:
         ing = api.get("ingest") or {}
         t.add_row("API ingest rows/s vs library", _fmt(ing.get("http_rows_per_s")),
                   _fmt(ing.get("library_rows_per_s")), _fmt(ing.get("http_vs_library"), "x"), "-", "-")
+    st = res.get("stream", {})
+    for n in ("1", "10", "100"):
+        t.add_row(
+            f"commit -> WebSocket client p50 / p99 (ms), {n} subscriber(s)",
+            f"{_fmt(_get(st, 'latency', n, 'p50_ms'))} / {_fmt(_get(st, 'latency', n, 'p99_ms'))}",
+            "-", "-", "-", "-",
+        )
+    t.add_row(
+        "ingest with a slow stream consumer vs without",
+        _fmt(_get(st, "ingest", "slow_consumer_vs_capture"), "x"),
+        "-",
+        "-",
+        ">= 0.9x",
+        "-",
+    )
+    t.add_row(
+        "ingest with change-capture triggers vs without",
+        _fmt(_get(st, "ingest", "capture_vs_no_capture"), "x"),
+        "-",
+        "-",
+        "-",
+        "-",
+    )
     return t
 
 
@@ -191,12 +215,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds per figure")
     p.add_argument(
         "--only",
-        choices=("ingest", "bars", "reads", "cli", "api"),
+        choices=("ingest", "bars", "reads", "cli", "api", "stream"),
         action="append",
         help="run only these parts (repeatable)",
     )
     args = p.parse_args(argv)
-    parts = args.only or ["ingest", "bars", "reads", "cli", "api"]
+    parts = args.only or ["ingest", "bars", "reads", "cli", "api", "stream"]
     res: dict[str, Any] = {"ticks": args.ticks, "started": dt.datetime.now(dt.UTC).isoformat()}
     if "ingest" in parts:
         console.rule("ingest")
@@ -215,6 +239,9 @@ def main(argv: list[str] | None = None) -> int:
     if "api" in parts:
         console.rule("api")
         res["api"] = bench_api.run(min(args.ticks, 100_000), rounds=args.rounds, log=console.print)
+    if "stream" in parts:
+        console.rule("stream")
+        res["stream"] = bench_stream.run(min(args.ticks, 200_000), rounds=args.rounds, log=console.print)
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
     path = out / f"run-{dt.datetime.now():%Y%m%d-%H%M%S}.json"

@@ -21,10 +21,10 @@ from fastapi.routing import APIRoute, APIWebSocketRoute
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from marketdb.api.deps import enforce
+from marketdb.api.deps import authenticate, enforce
 from marketdb.api.errors import install_error_handlers
 from marketdb.api.openapi import install_openapi
-from marketdb.api.routes import accounts, auth, market, ops, trading
+from marketdb.api.routes import accounts, auth, market, ops, stream, trading
 from marketdb.api.state import ApiSettings, ApiState
 from marketdb.client import MarketDB
 from marketdb.store.cache import Cache, make_cache
@@ -88,6 +88,8 @@ def create_app(
     install_error_handlers(app)
     for router in (*CORE_ROUTERS, *routers):
         include(app, router)
+    stream.install(app, authenticate=lambda token: authenticate(state, token), allows=state.auth.allows,
+                   conninfo=db.url, include_pages=include)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
