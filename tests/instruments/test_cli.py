@@ -93,6 +93,8 @@ def _commands(text: str) -> list[list[str]]:
         words = part.split()
         if words and words[0] == "marketdb":
             words = words[1:]
+        if words and words[0].startswith("-"):
+            continue  # a top-level option (`marketdb --help`, `marketdb --version`)
         choices: list[list[str]] = [[]]
         for w in words:
             alts = w.strip("{}").split("|") if "|" in w else [w]
