@@ -461,8 +461,8 @@ class HestonIn(BaseModel):
     v0: Real
     rmse: Real | None = None
     r_squared: Real | None = None
-    n_options: int | None = Field(default=None, ge=0)
-    calibration_time_ms: int | None = Field(default=None, ge=0)
+    n_options: int | None = Field(default=None, ge=0, le=2_147_483_647)
+    calibration_time_ms: int | None = Field(default=None, ge=0, le=2_147_483_647)
 
 
 @router.post("/v1/models/heston", status_code=201)
@@ -490,7 +490,7 @@ class SabrSliceIn(BaseModel):
     rho: Real
     nu: Real
     rmse: Real | None = None
-    n_options: int | None = Field(default=None, ge=0)
+    n_options: int | None = Field(default=None, ge=0, le=2_147_483_647)
 
 
 class SabrIn(BaseModel):
