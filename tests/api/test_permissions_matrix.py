@@ -41,6 +41,9 @@ _SAMPLE = {
     "name": "nothing",
     "broker": "nobroker",
     "key": "no.such.key",
+    "role": "no-such-role",
+    "resource": "nothing",
+    "action": "nothing",
 }
 
 

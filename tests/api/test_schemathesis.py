@@ -20,8 +20,8 @@ schemathesis = pytest.importorskip("schemathesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 
 _n = itertools.count()
-#: Operations that end the caller's session or run long maintenance are exercised elsewhere.
-_SKIP = ("/v1/auth/logout", "/v1/ops/maintain", "/v1/bars/repair")
+#: Operations that end the caller's session, run long maintenance or pg_dump are exercised elsewhere.
+_SKIP = ("/v1/auth/logout", "/v1/ops/maintain", "/v1/bars/repair", "/v1/ops/backup")
 EXAMPLES = 5
 
 

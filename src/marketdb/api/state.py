@@ -7,6 +7,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from marketdb.client import MarketDB
 from marketdb.services.accounts.tokens import ApiAuth
@@ -34,6 +35,8 @@ class ApiSettings:
     signals_ttl_seconds: float = 60.0
     #: Largest page of a list.
     max_page: int = 1000
+    #: Where POST /v1/ops/backup writes (None = ``<MARKETDB_HOME>/backups``).
+    backup_dir: Path | None = None
 
 
 class LoginThrottle:

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from marketdb.api.deps import Ctx, CurrentUser, Db, State, require_owner
 from marketdb.api.formats import json_response
 from marketdb.api.pagination import page
-from marketdb.errors import InvalidInput
+from marketdb.errors import Conflict, InvalidInput, NotFound
 
 router = APIRouter(tags=["accounts"])
 Limit = Annotated[int, Query(ge=1, le=1000)]
@@ -92,6 +92,55 @@ def list_permissions(db: Db, role: str | None = None) -> JSONResponse:
     return json_response({"items": db.accounts.list_permissions(role)})
 
 
+class NewRoleIn(BaseModel):
+    """A new role (grant it permissions with POST /v1/roles/{role}/permissions)."""
+
+    name: str = Field(min_length=1, max_length=64)
+    description: str | None = Field(default=None, max_length=1000)
+
+
+@router.post("/v1/roles", status_code=201)
+def create_role(body: NewRoleIn, db: Db, ctx: Ctx) -> JSONResponse:
+    """Create a role (admin; audited)."""
+    return json_response(db.accounts.create_role(body.name, body.description, actor=ctx.actor), 201)
+
+
+@router.delete("/v1/roles/{role}")
+def delete_role(role: str, db: Db, ctx: Ctx) -> JSONResponse:
+    """Delete a role no user holds, with its grants (admin; audited)."""
+    db.accounts.delete_role(role, actor=ctx.actor)
+    return json_response({"deleted": role})
+
+
+class GrantIn(BaseModel):
+    """One grant: ``action`` on ``resource`` (``*`` = any)."""
+
+    resource: str = Field(min_length=1, max_length=100)
+    action: str = Field(min_length=1, max_length=100)
+
+
+@router.post("/v1/roles/{role}/permissions")
+def grant_permission(role: str, body: GrantIn, db: Db, ctx: Ctx) -> JSONResponse:
+    """Grant a permission to a role; applies to its users' very next request (admin; audited).
+
+    ``granted`` is false when the role already had exactly this grant.
+    """
+    granted = db.accounts.grant(role, body.resource, body.action, actor=ctx.actor)
+    return json_response({"role": role, "resource": body.resource, "action": body.action, "granted": granted})
+
+
+@router.delete("/v1/roles/{role}/permissions/{resource}/{action}")
+def revoke_permission(role: str, resource: str, action: str, db: Db, ctx: Ctx) -> JSONResponse:
+    """Revoke exactly this grant (wildcards are not expanded); ``revoked`` is false if it did not exist."""
+    if (role, resource, action) == ("admin", "*", "*"):
+        raise Conflict(
+            "the admin role's */* grant cannot be revoked over HTTP (it would lock every admin out)",
+            hint="create a narrower role and move users to it instead",
+        )
+    revoked = db.accounts.revoke(role, resource, action, actor=ctx.actor)
+    return json_response({"role": role, "resource": resource, "action": action, "revoked": revoked})
+
+
 # ---------------------------------------------------------------------- secrets
 @router.get("/v1/me/secrets")
 def my_secrets(user: CurrentUser, db: Db) -> JSONResponse:
@@ -158,11 +207,36 @@ def set_my_broker_credential(
     return json_response(info)
 
 
+@router.delete("/v1/me/broker-credentials/{broker}")
+def delete_my_broker_credential(
+    broker: str, user: CurrentUser, db: Db, ctx: Ctx, label: str = "default"
+) -> JSONResponse:
+    """Delete your broker credential for ``broker`` and ``label`` (audited; 404 if you have none)."""
+    mine = [
+        c
+        for c in db.accounts.list_broker_credentials(user.user_id)
+        if c.broker_name == broker and c.label == label and str(c.user_id) == str(user.user_id)
+    ]
+    if not mine:
+        raise NotFound(
+            f"you have no {broker!r} credential labelled {label!r}",
+            hint="GET /v1/me/broker-credentials lists yours",
+        )
+    db.accounts.delete_broker_credential(mine[0].id, actor=ctx.actor)
+    return json_response({"deleted": {"broker": broker, "label": label, "id": mine[0].id}})
+
+
 # ------------------------------------------------------------------ posts, feed
 @router.get("/v1/feed")
 def feed(db: Db, limit: Limit = 50, before: dt.datetime | None = None) -> JSONResponse:
     """Everyone's posts, newest first; page on with ``before`` = the last post's created_at."""
     return json_response({"items": db.accounts.feed(limit=limit, before=before)})
+
+
+@router.get("/v1/users/{user}/posts")
+def user_posts(user: str, db: Db, limit: Limit = 50, before: dt.datetime | None = None) -> JSONResponse:
+    """One user's posts (id or username), newest first; page on with ``before`` = the last created_at."""
+    return json_response({"items": db.accounts.list_posts(user, limit=limit, before=before)})
 
 
 class PostIn(BaseModel):
@@ -187,6 +261,27 @@ def delete_post(post_id: uuid.UUID, user: CurrentUser, db: Db, ctx: Ctx, state: 
     require_owner(state, user, post.user_id, "posts")
     db.accounts.delete_post(post_id, actor=ctx.actor)
     return json_response({"deleted": post_id})
+
+
+class SubscriptionIn(BaseModel):
+    """A subscription of ``user`` (id or username) to ``plan`` (``end_date`` inclusive, null = open-ended)."""
+
+    user: str = Field(min_length=1, max_length=320)
+    plan: str = Field(min_length=1, max_length=100)
+    start_date: dt.date
+    end_date: dt.date | None = None
+    status: str = Field(default="active", min_length=1, max_length=32)
+
+
+@router.post("/v1/subscriptions", status_code=201)
+def create_subscription(body: SubscriptionIn, db: Db, ctx: Ctx) -> JSONResponse:
+    """Add a subscription for a user (admin; audited)."""
+    return json_response(
+        db.accounts.create_subscription(
+            body.user, body.plan, body.start_date, body.end_date, status=body.status, actor=ctx.actor
+        ),
+        201,
+    )
 
 
 @router.get("/v1/me/subscriptions")
@@ -222,6 +317,13 @@ def set_configuration(key: str, body: ConfigIn, db: Db, ctx: Ctx) -> JSONRespons
     return json_response(
         db.accounts.set_config(key, body.value, description=body.description, actor=ctx.actor)
     )
+
+
+@router.delete("/v1/configurations/{key}")
+def delete_configuration(key: str, db: Db, ctx: Ctx) -> JSONResponse:
+    """Delete a configuration entry (audited; 404 if absent)."""
+    db.accounts.delete_config(key, actor=ctx.actor)
+    return json_response({"deleted": key})
 
 
 # ------------------------------------------------------------------------ audit

@@ -1,12 +1,13 @@
-"""Health, readiness, status, doctor, maintenance."""
+"""Health, readiness, status, doctor, maintenance, backup."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from marketdb.api.deps import Db, State
 from marketdb.api.formats import json_response
@@ -64,3 +65,27 @@ def maintain(body: MaintainIn, db: Db) -> JSONResponse:
     """Run maintenance once (partitions ahead, retention, roll-ups)."""
     result: Any = db.ops.maintain()
     return json_response(result)
+
+
+class BackupIn(BaseModel):
+    """A backup file name (no directories): written under the server's backup directory."""
+
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
+    verify: bool = False
+    overwrite: bool = False
+    tables: list[str] | None = Field(default=None, min_length=1)
+
+
+@router.post("/v1/ops/backup", status_code=201)
+def backup(body: BackupIn, db: Db, state: State) -> JSONResponse:
+    """``pg_dump`` the database to ``<backup dir>/<name>`` plus a manifest (admin).
+
+    The directory is ``ApiSettings.backup_dir`` (default ``<MARKETDB_HOME>/backups``);
+    ``verify`` restores the dump into a scratch database and compares row counts.
+    """
+    directory = state.settings.backup_dir or Path(db.settings.home) / "backups"
+    directory.mkdir(parents=True, exist_ok=True)
+    result: Any = db.ops.backup(
+        directory / body.name, verify=body.verify, overwrite=body.overwrite, tables=body.tables
+    )
+    return json_response(result, 201)

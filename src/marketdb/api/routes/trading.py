@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 from marketdb.api.deps import Ctx, CurrentUser, Db, State, trading_for
 from marketdb.api.formats import json_response, to_jsonable
 from marketdb.api.pagination import page
+from marketdb.errors import InvalidInput, NotFound
 
 router = APIRouter(tags=["trading"])
 
@@ -407,3 +408,145 @@ def list_patterns(
     """Pattern events."""
     rows = trading_for(db, ctx).patterns(instruments=[symbol] if symbol else None, pattern=pattern)
     return json_response(page(rows, cursor, limit))
+
+
+# --------------------------------------------------------- position stops, marks
+class StopsIn(BaseModel):
+    """New stop-loss and/or target; a field left out stays as it is, ``null`` clears it."""
+
+    stop_loss: Number | None = Field(default=None, gt=0)
+    target: Number | None = Field(default=None, gt=0)
+
+
+@router.put("/v1/positions/{strategy_id}/{symbol}/stops")
+def set_position_stops(strategy_id: str, symbol: str, body: StopsIn, db: Db, ctx: Ctx) -> JSONResponse:
+    """Set or clear the stop-loss and target of an open position (audited)."""
+    changes = body.model_dump(exclude_unset=True)
+    if not changes:
+        raise InvalidInput("nothing to change: send stop_loss and/or target", hint='e.g. {"stop_loss": 95.5}')
+    return json_response(trading_for(db, ctx).set_stops(strategy_id, symbol, **changes))
+
+
+class MarkIn(BaseModel):
+    """Which positions to mark (``strategy_id``; all if absent) and optional prices by symbol."""
+
+    strategy_id: str | None = Field(default=None, min_length=1)
+    prices: dict[str, Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]] | None = None
+
+
+@router.post("/v1/positions/mark")
+def mark_positions(body: MarkIn, db: Db, ctx: Ctx) -> JSONResponse:
+    """Mark open positions to market (latest prices unless ``prices`` are given)."""
+    prices: dict[int | str, Decimal] | None = None
+    if body.prices is not None:
+        prices = {}
+        prices.update(body.prices)  # symbols (str) as InstrumentRef keys
+    rows = trading_for(db, ctx).mark_to_market(strategy_id=body.strategy_id, prices=prices)
+    return json_response({"items": rows})
+
+
+# ------------------------------------------------------------- model parameters
+Real = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class HestonIn(BaseModel):
+    """A Heston calibration (``feller_satisfied`` is computed, never sent)."""
+
+    symbol: str = Field(min_length=1, max_length=64)
+    ts: dt.datetime
+    kappa: Real
+    theta: Real
+    sigma: Real
+    rho: Real
+    v0: Real
+    rmse: Real | None = None
+    r_squared: Real | None = None
+    n_options: int | None = Field(default=None, ge=0, le=2_147_483_647)
+    calibration_time_ms: int | None = Field(default=None, ge=0, le=2_147_483_647)
+
+
+@router.post("/v1/models/heston", status_code=201)
+def record_heston(body: HestonIn, db: Db, ctx: Ctx) -> JSONResponse:
+    """Store a Heston calibration (the same symbol and ts replace the earlier one)."""
+    d = body.model_dump()
+    return json_response(trading_for(db, ctx).record_heston(d.pop("symbol"), d.pop("ts"), **d), 201)
+
+
+@router.get("/v1/models/heston/{symbol}/latest")
+def latest_heston(symbol: str, db: Db, ctx: Ctx, as_of: dt.datetime | None = None) -> JSONResponse:
+    """The newest Heston calibration at or before ``as_of`` (404 if none)."""
+    row = trading_for(db, ctx).latest_heston(symbol, as_of=as_of)
+    if row is None:
+        raise NotFound(f"no Heston calibration of {symbol}", hint="record one with POST /v1/models/heston")
+    return json_response(row)
+
+
+class SabrSliceIn(BaseModel):
+    """One maturity (years) of a SABR calibration."""
+
+    maturity: Real
+    alpha: Real
+    beta: Real
+    rho: Real
+    nu: Real
+    rmse: Real | None = None
+    n_options: int | None = Field(default=None, ge=0, le=2_147_483_647)
+
+
+class SabrIn(BaseModel):
+    """A SABR calibration: one slice per maturity."""
+
+    symbol: str = Field(min_length=1, max_length=64)
+    ts: dt.datetime
+    slices: list[SabrSliceIn] = Field(min_length=1, max_length=1000)
+
+
+@router.post("/v1/models/sabr", status_code=201)
+def record_sabr(body: SabrIn, db: Db, ctx: Ctx) -> JSONResponse:
+    """Store a SABR calibration (all slices in one transaction)."""
+    slices = [s.model_dump(exclude_none=True) for s in body.slices]
+    return json_response({"items": trading_for(db, ctx).record_sabr(body.symbol, body.ts, slices)}, 201)
+
+
+@router.get("/v1/models/sabr/{symbol}/latest")
+def latest_sabr(symbol: str, db: Db, ctx: Ctx, as_of: dt.datetime | None = None) -> JSONResponse:
+    """Every maturity of the newest SABR calibration at or before ``as_of`` (empty if none)."""
+    return json_response({"items": trading_for(db, ctx).latest_sabr(symbol, as_of=as_of)})
+
+
+class OuIn(BaseModel):
+    """An Ornstein-Uhlenbeck pair fit of ``asset1 - hedge_ratio * asset2`` (half-life is computed)."""
+
+    asset1: str = Field(min_length=1, max_length=64)
+    asset2: str = Field(min_length=1, max_length=64)
+    ts: dt.datetime
+    hedge_ratio: Real
+    theta: Real
+    mu: Real
+    sigma: Real
+    pair_id: str | None = Field(default=None, min_length=1, max_length=200)
+    adf_statistic: Real | None = None
+    adf_pvalue: Real | None = None
+    entry_lower: Real | None = None
+    entry_upper: Real | None = None
+    exit_target: Real | None = None
+    stop_loss: Real | None = None
+
+
+@router.post("/v1/models/ou", status_code=201)
+def record_ou(body: OuIn, db: Db, ctx: Ctx) -> JSONResponse:
+    """Store an OU pair fit (``pair_id`` defaults to ``ASSET1/ASSET2``)."""
+    d = body.model_dump()
+    a1, a2, ts = d.pop("asset1"), d.pop("asset2"), d.pop("ts")
+    return json_response(trading_for(db, ctx).record_ou(a1, a2, ts, **d), 201)
+
+
+@router.get("/v1/models/ou/latest")
+def latest_ou(
+    db: Db, ctx: Ctx, pair_id: Annotated[str, Query(min_length=1)], as_of: dt.datetime | None = None
+) -> JSONResponse:
+    """The newest OU fit of ``pair_id`` (e.g. ``KO/PEP``) at or before ``as_of`` (404 if none)."""
+    row = trading_for(db, ctx).latest_ou(pair_id, as_of=as_of)
+    if row is None:
+        raise NotFound(f"no OU fit of pair {pair_id!r}", hint="record one with POST /v1/models/ou")
+    return json_response(row)
