@@ -19,6 +19,7 @@ from marketdb.store.embedded import EmbeddedServer, ServerInfo
 
 if TYPE_CHECKING:
     from marketdb.services.accounts import Accounts
+    from marketdb.services.analytics import Analytics
     from marketdb.services.bars import Bars
     from marketdb.services.ingest import Ingest
     from marketdb.services.ops import Ops
@@ -67,6 +68,9 @@ class MarketDB:
         query = self.__dict__.get("query")
         if query is not None:
             query.close()  # pooled ADBC connections
+        analytics = self.__dict__.get("analytics")
+        if analytics is not None:
+            analytics.close()
         self.engine.dispose()
 
     def __enter__(self) -> MarketDB:
@@ -155,6 +159,13 @@ class MarketDB:
         from marketdb.services.ops import Ops
 
         return Ops(self)
+
+    @cached_property
+    def analytics(self) -> Analytics | None:
+        """The ClickHouse analytics tier (sync, verify, routed reads), or None without CLICKHOUSE_URL."""
+        from marketdb.services.analytics import Analytics
+
+        return Analytics(self) if self.settings.clickhouse_url else None
 
     @cached_property
     def accounts(self) -> Accounts:

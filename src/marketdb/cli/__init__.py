@@ -22,6 +22,7 @@ from marketdb.cli import ops as ops_cmd
 from marketdb.cli import query as query_cmd
 from marketdb.cli import trading as trading_cmd
 from marketdb.cli._common import fail
+from marketdb.cli.clickhouse import clickhouse_app
 from marketdb.cli.ingest import ingest_app
 from marketdb.errors import MarketdbError
 
@@ -56,6 +57,7 @@ app.add_typer(accounts_cmd.secrets_app, name="secrets")
 app.add_typer(accounts_cmd.keys_app, name="keys")
 app.add_typer(accounts_cmd.posts_app, name="posts")
 app.command("demo")(demo_cmd.demo)
+app.add_typer(clickhouse_app, name="clickhouse")
 
 
 def _version(value: bool) -> None:

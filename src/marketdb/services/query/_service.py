@@ -18,7 +18,7 @@ import weakref
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -47,6 +47,7 @@ from marketdb.services.query._transport import (
     Column,
     Transport,
     TransportName,
+    conform_routed,
     empty_table,
     make_transport,
 )
@@ -54,6 +55,7 @@ from marketdb.store.schema import tables as t
 
 if TYPE_CHECKING:
     from marketdb.client import MarketDB
+    from marketdb.services.analytics import Route
 
 __all__ = [
     "DEFAULT_BAR_COLUMNS",
@@ -487,6 +489,7 @@ class Query:
         source: str | Sequence[str] | None = None,
         columns: Sequence[str] | None = None,
         output: Output = "pandas",
+        route: Route = "auto",
     ) -> Any:
         """OHLCV bars of ``symbols`` at ``interval`` in ``[start, end)``.
 
@@ -499,12 +502,21 @@ class Query:
           (default now). With ``as_of`` before an action, it is not applied.
         * ``columns``: candle columns to return (default :data:`DEFAULT_BAR_COLUMNS`);
           provider-supplied ``adj_*`` columns are available as stored.
+        * ``route``: ``"postgres"``, ``"clickhouse"`` (the analytics tier: intraday
+          bars computed from scratch over its trades, daily bars from its
+          candles) or ``"auto"`` (ClickHouse for scans of 30 days or more when it
+          is configured and in sync for these instruments, else PostgreSQL).
+          The frames are the same either way.
         """
         out = check_output(output)
         iv = parse_interval(interval)
         rng = _time_range(start, end)
         wanted = _check_columns(columns, _sql.BAR_COLUMNS, DEFAULT_BAR_COLUMNS, "bars")
         sources = self._sources(source)
+        if not adjusted and route != "postgres":
+            routed = self._routed("bars", route, symbols, rng, out, iv=iv, columns=wanted, sources=sources)
+            if routed is not None:
+                return routed
         if not adjusted and self._one_trip(symbols):
             # One round trip: the symbol is resolved inside the query. An empty
             # answer takes the full path (unknown symbol, old symbol, roll-up).
@@ -611,6 +623,63 @@ class Query:
                     table = table.append_column(name, pa.nulls(table.num_rows, _sql_type(pg)))
             parts.append(table.select([c for c, _ in cols]))
         return parts
+
+    def _routed(
+        self,
+        kind: Literal["bars", "ticks"],
+        route: Route,
+        symbols: Symbols,
+        rng: _sql.TimeRange,
+        out: Output,
+        *,
+        columns: Sequence[str],
+        iv: Interval | None = None,
+        sources: list[str] | None = None,
+    ) -> Any | None:
+        """CALL SITE of the ClickHouse analytics tier (``db.analytics``); None: read PostgreSQL.
+
+        Asks the tier for per-instrument Arrow tables with the columns of the
+        PostgreSQL read and finishes them the same way, so frames are equal.
+        """
+        from marketdb.services.analytics import route_allows
+
+        if route not in ("postgres", "clickhouse", "auto"):
+            raise InvalidInput(f"route={route!r}", hint="use 'postgres', 'clickhouse' or 'auto'")
+        analytics = getattr(self._db, "analytics", None)
+        if analytics is None and route == "auto":
+            return None
+        insts, multi = self._resolve(symbols)
+        ids = [i.id for i in insts]
+        span = None
+        if rng.start is not None and rng.end is not None:
+            span = (rng.end - rng.start).total_seconds() / 86400
+        table = "candles" if iv is not None and iv.name == "1d" else "trades"
+        if not route_allows(route, analytics, table, ids, span):
+            return None
+        assert analytics is not None
+        start_ns = _epoch_ns(rng.start, rng.start_ns)
+        end_ns = _epoch_ns(rng.end, rng.end_ns)
+        cols: list[Column]
+        if kind == "bars":
+            assert iv is not None
+            preference = list(sources) if sources else list(self.source_preference)
+            seconds = iv.width_ns / 1e9 if iv.kind == "fixed" else None
+            by_id = analytics.bars(
+                ids, iv.name, seconds, start_ns, end_ns, columns, sources=sources, preference=preference
+            )
+            cols = [("ts", "timestamptz"), *((c, _sql.BAR_COLUMNS[c]) for c in columns), ("source", "text")]
+        else:
+            by_id = analytics.ticks(ids, start_ns, end_ns, columns)
+            cols = [("ts", "timestamptz"), *((c, _sql.TRADE_COLUMNS[c]) for c in columns)]
+        if by_id is None:
+            if route == "clickhouse":
+                raise InvalidInput(
+                    f"this {kind} read cannot be answered by ClickHouse",
+                    hint="intraday bars from trades, daily bars and trades are routable; use route='auto'",
+                )
+            return None
+        parts = [conform_routed(by_id[i], cols, exact_ns=kind == "ticks") for i in ids]
+        return self._finish(parts, insts, multi, cols, out)
 
     # ----------------------------------------------------------- adjustment
     def corporate_actions(
@@ -777,14 +846,20 @@ class Query:
         *,
         columns: Sequence[str] | None = None,
         output: Output = "pandas",
+        route: Route = "auto",
     ) -> Any:
         """Trades of ``symbols`` in ``[start, end)`` with exact nanosecond ``ts``.
 
         Sorted by time, ties in arrival order (``seq``). ``columns`` picks among
         price, size, side, seq, exchange, conditions, trade_id and source (all by
-        default; fewer columns read faster).
+        default; fewer columns read faster). ``route`` as for :meth:`bars`.
         """
         cols = _check_columns(columns, _sql.TRADE_COLUMNS, DEFAULT_TICK_COLUMNS, "trades")
+        if route != "postgres":
+            rng = _time_range(start, end)
+            routed = self._routed("ticks", route, symbols, rng, check_output(output), columns=cols)
+            if routed is not None:
+                return routed
         return self._ticklike(t.trades.name, symbols, start, end, cols, output)
 
     def quotes(
@@ -1017,6 +1092,13 @@ class Query:
 
 
 # ---------------------------------------------------------------- utilities
+def _epoch_ns(ts: dt.datetime | None, nanos: int) -> int | None:
+    if ts is None:
+        return None
+    delta = ts - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    return (delta.days * 86400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000 + nanos
+
+
 def _apply_factors(table: pa.Table, price: np.ndarray, volume: np.ndarray) -> pa.Table:
     pf = pa.array(price)
     vf = pa.array(volume)

@@ -14,6 +14,7 @@ from marketdb.store.schema.accounts import (
     user_secrets,
     users,
 )
+from marketdb.store.schema.analytics import clickhouse_sync_state
 from marketdb.store.schema.market import (
     candles,
     corporate_actions,
@@ -47,6 +48,7 @@ __all__ = [
     "audit_logs",
     "broker_credentials",
     "candles",
+    "clickhouse_sync_state",
     "configurations",
     "corporate_actions",
     "executions",
