@@ -185,9 +185,10 @@ class Analytics:
                 where.append("source IN (" + ", ".join(_lit(s) for s in sources) + ")")
             prefs = "[" + ", ".join(_lit(s) for s in preference) + "]"
             rank = f"(if(indexOf({prefs}, source) = 0, 1000000, indexOf({prefs}, source)), source)"
-            sel = ", ".join(f"argMin({quote_ident(c)}, {rank}) AS {quote_ident(c)}" for c in columns)
+            # Output aliases must not shadow the columns the ranking reads.
+            sel = ", ".join(f"argMin({quote_ident(c)}, {rank}) AS {quote_ident('c_' + c)}" for c in columns)
             q = (
-                f"SELECT instrument_id, ts, {sel}, argMin(source, {rank}) AS source "
+                f"SELECT instrument_id, ts, {sel}, argMin(source, {rank}) AS c_source "
                 f"FROM {db}.candles FINAL WHERE {' AND '.join(where)} "
                 "GROUP BY instrument_id, ts ORDER BY instrument_id, ts"
             )
@@ -196,10 +197,12 @@ class Analytics:
                 return None
             if sources is not None and list(sources) != ["trades"]:
                 return None
-            sel = ", ".join(f"{TRADE_BAR_COLUMNS[c]} AS {quote_ident(c)}" for c in columns)
+            sel = ", ".join(f"{TRADE_BAR_COLUMNS[c]} AS {quote_ident('c_' + c)}" for c in columns)
+            width = int(round(seconds * 1e9))
             q = (
-                f"SELECT instrument_id, toStartOfInterval(ts, INTERVAL {int(seconds)} SECOND) AS bucket, "
-                f"{sel}, 'trades' AS source FROM {db}.trades FINAL WHERE {' AND '.join(where)} "
+                "SELECT instrument_id, fromUnixTimestamp64Nano("
+                f"intDiv(toUnixTimestamp64Nano(ts), {width}) * {width}, 'UTC') AS bucket, "
+                f"{sel}, 'trades' AS c_source FROM {db}.trades FINAL WHERE {' AND '.join(where)} "
                 "GROUP BY instrument_id, bucket ORDER BY instrument_id, bucket"
             )
         table = self.ch.arrow(q)
@@ -247,7 +250,7 @@ def _split(table: pa.Table, instrument_ids: Sequence[int]) -> dict[int, pa.Table
     ids = table.column("instrument_id")
     rest = table.drop_columns(["instrument_id"])
     names = rest.column_names
-    rest = rest.rename_columns(["ts", *names[1:]])
+    rest = rest.rename_columns(["ts", *(n.removeprefix("c_") for n in names[1:])])
     return {int(i): rest.filter(pc.equal(ids, pa.scalar(int(i), ids.type))) for i in instrument_ids}
 
 
