@@ -193,6 +193,7 @@ def create_statements(
     *,
     cluster: str | None = None,
     replicated: bool = True,
+    on_cluster: bool = True,
     tables: tuple[str, ...] | None = None,
 ) -> list[str]:
     """``CREATE TABLE`` statements of the mirrored tables.
@@ -201,13 +202,15 @@ def create_statements(
     ``<table>_local`` on every node (``ON CLUSTER``; Replicated unless
     ``replicated=False``, for a cluster of unreplicated shards) and a
     Distributed ``<table>`` over them sharded by ``instrument_id``.
+    ``on_cluster=False`` leaves out ``ON CLUSTER`` (run the statements on each
+    node yourself, e.g. where there is no Keeper for distributed DDL).
     """
     names = tables or tuple(TABLES)
     unknown = [n for n in names if n not in TABLES]
     if unknown:
         raise InvalidInput(f"unknown ClickHouse tables {unknown}", hint=f"use {', '.join(TABLES)}")
     db = quote_ident(database)
-    on = f" ON CLUSTER {quote_ident(cluster)}" if cluster else ""
+    on = f" ON CLUSTER {quote_ident(cluster)}" if cluster and on_cluster else ""
     out: list[str] = []
     for name in names:
         t = TABLES[name]

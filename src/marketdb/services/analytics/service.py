@@ -198,7 +198,7 @@ class Analytics:
             if sources is not None and list(sources) != ["trades"]:
                 return None
             sel = ", ".join(f"{TRADE_BAR_COLUMNS[c]} AS {quote_ident('c_' + c)}" for c in columns)
-            width = int(round(seconds * 1e9))
+            width = round(seconds * 1e9)
             q = (
                 "SELECT instrument_id, fromUnixTimestamp64Nano("
                 f"intDiv(toUnixTimestamp64Nano(ts), {width}) * {width}, 'UTC') AS bucket, "
