@@ -33,8 +33,10 @@ class ChTable:
     order_by: tuple[str, ...]
     #: PostgreSQL source table.
     source: str
-    #: PostgreSQL select list, in ``columns`` order (``ts`` as epoch nanoseconds).
+    #: PostgreSQL select list, in ``columns`` order (``ts`` as timestamptz).
     pg_select: tuple[str, ...]
+    #: The source keeps sub-microsecond nanoseconds in ``ts_nanos``.
+    pg_nanos: bool = False
     #: Extra PostgreSQL filter on the source table.
     pg_where: str = "TRUE"
     #: Numeric columns folded into the per-day digest (as floor(x * 1e6)).
@@ -48,7 +50,6 @@ class ChTable:
         return [c for c, _ in self.columns] + ["version"]
 
 
-_TS_NS = "(extract(epoch FROM ts) * 1000000)::bigint * 1000"
 
 TABLES: dict[str, ChTable] = {
     t.name: t
@@ -71,7 +72,7 @@ TABLES: dict[str, ChTable] = {
             source="trades",
             pg_select=(
                 "instrument_id",
-                f"{_TS_NS} + ts_nanos",
+                "ts",
                 "seq",
                 "price",
                 "size",
@@ -83,6 +84,7 @@ TABLES: dict[str, ChTable] = {
             ),
             digest_values=("price", "size"),
             digest_ints=("seq",),
+            pg_nanos=True,
         ),
         ChTable(
             name="quotes",
@@ -101,7 +103,7 @@ TABLES: dict[str, ChTable] = {
             source="quotes",
             pg_select=(
                 "instrument_id",
-                f"{_TS_NS} + ts_nanos",
+                "ts",
                 "seq",
                 "bid",
                 "ask",
@@ -112,6 +114,7 @@ TABLES: dict[str, ChTable] = {
             ),
             digest_values=("bid", "ask", "bid_size", "ask_size"),
             digest_ints=("seq",),
+            pg_nanos=True,
         ),
         ChTable(
             name="candles",
@@ -134,7 +137,7 @@ TABLES: dict[str, ChTable] = {
                 "instrument_id",
                 "interval",
                 "source",
-                _TS_NS,
+                "ts",
                 "open",
                 "high",
                 "low",
@@ -166,7 +169,7 @@ TABLES: dict[str, ChTable] = {
                 "instrument_id",
                 "(SELECT symbol FROM instruments i WHERE i.id = instrument_id)",
                 "source",
-                _TS_NS,
+                "ts",
                 "(ts AT TIME ZONE 'UTC')::date",
                 "open",
                 "high",
