@@ -153,3 +153,24 @@ def test_status_reports_how_far_the_tier_is(db: marketdb.MarketDB, analytics: An
     behind = {s.table: s for s in analytics.status()}
     assert behind["trades"].instruments_behind == 1
     assert not analytics.in_sync("trades", [1])
+
+
+def test_maintain_hook_keeps_the_tier_fed(db: marketdb.MarketDB, analytics: Analytics) -> None:
+    from marketdb.services.analytics import maintenance_hook
+    from marketdb.services.ops import Ops
+
+    db.__dict__["analytics"] = analytics
+    db.ingest.write_ticks(
+        synthetic_trades(["EEE"], start="2024-03-04", days=1, trades_per_day=300), auto_register=True
+    )
+    ops = Ops(db)
+    planned = ops.maintain(dry_run=True, hooks=[maintenance_hook()])
+    step = next(s for s in planned.steps if s.step == "hook")
+    assert "trades 1 behind" in step.detail
+    assert _ch_count(analytics, "trades") == 0
+    done = ops.maintain(hooks=[maintenance_hook()])
+    step = next(s for s in done.steps if s.step == "hook")
+    assert step.status == "done"
+    assert "trades 300" in step.detail
+    assert _ch_count(analytics, "trades") == 300
+    _assert_clean(analytics)

@@ -7,7 +7,13 @@ CLI ``marketdb clickhouse sync|verify|status``. See docs/scale-out.md.
 from marketdb.services.analytics._client import ClickHouse, connect_clickhouse, is_chdb_url
 from marketdb.services.analytics._ddl import TABLES, ChTable, create_statements, drop_statements
 from marketdb.services.analytics._sync import DayDiff, SyncProgress, SyncReport, VerifyReport
-from marketdb.services.analytics.service import Analytics, Route, TableStatus, route_allows
+from marketdb.services.analytics.service import (
+    Analytics,
+    Route,
+    TableStatus,
+    maintenance_hook,
+    route_allows,
+)
 
 __all__ = [
     "TABLES",
@@ -24,5 +30,6 @@ __all__ = [
     "create_statements",
     "drop_statements",
     "is_chdb_url",
+    "maintenance_hook",
     "route_allows",
 ]

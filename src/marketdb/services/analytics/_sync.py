@@ -79,8 +79,10 @@ class SyncReport:
 
     def summary(self) -> str:
         """One line for logs and the CLI."""
+        per = ", ".join(f"{t} {n}" for t, n in self.tables.items() if n)
         return (
-            f"{self.rows_sent} rows in {self.days_sent} days sent, {self.days_deleted} days deleted, "
+            f"{self.rows_sent} rows{f' ({per})' if per else ''} in {self.days_sent} days sent, "
+            f"{self.days_deleted} days deleted, "
             f"{self.instruments_checked} instrument tables checked"
         )
 

@@ -6,7 +6,7 @@ import datetime as dt
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pyarrow as pa
 
@@ -18,7 +18,7 @@ from marketdb.services.analytics._ddl import TABLES, create_statements
 if TYPE_CHECKING:
     from marketdb.client import MarketDB
 
-__all__ = ["Analytics", "Route", "TableStatus"]
+__all__ = ["Analytics", "Route", "TableStatus", "maintenance_hook", "route_allows"]
 
 Route = Literal["postgres", "clickhouse", "auto"]
 
@@ -252,6 +252,21 @@ def _split(table: pa.Table, instrument_ids: Sequence[int]) -> dict[int, pa.Table
     names = rest.column_names
     rest = rest.rename_columns(["ts", *(n.removeprefix("c_") for n in names[1:])])
     return {int(i): rest.filter(pc.equal(ids, pa.scalar(int(i), ids.type))) for i in instrument_ids}
+
+
+def maintenance_hook() -> Callable[[Any], str | None]:
+    """A ``maintain`` step: sync the ClickHouse tier (a dry run reports what is behind)."""
+
+    def clickhouse_sync(ctx: Any) -> str | None:
+        analytics: Analytics | None = ctx.db.analytics
+        if analytics is None:
+            return "no ClickHouse configured"
+        if ctx.dry_run:
+            behind = {s.table: s.instruments_behind for s in analytics.status() if s.instruments_behind}
+            return "clickhouse: " + (", ".join(f"{t} {n} behind" for t, n in behind.items()) or "in sync")
+        return "clickhouse sync: " + analytics.sync().summary()
+
+    return clickhouse_sync
 
 
 def route_allows(

@@ -42,6 +42,10 @@ class Ops:
         #: :class:`~marketdb.services.ops.maintain.MaintainContext` and returns a
         #: short summary (or None); append to add one.
         self.hooks: list[_maintain.MaintainHook] = _maintain.default_hooks()
+        if getattr(db.settings, "clickhouse_url", None):
+            from marketdb.services.analytics import maintenance_hook
+
+            self.hooks.append(maintenance_hook())  # keep the ClickHouse tier fed
 
     # -------------------------------------------------------------- policies
     def policies(self) -> list[PolicyInfo]:
