@@ -79,6 +79,8 @@ def test_auto_routes_only_when_in_sync(routed: marketdb.MarketDB) -> None:
 def test_unroutable_and_unconfigured(routed: marketdb.MarketDB, db_url: str) -> None:
     with pytest.raises(InvalidInput, match="cannot be answered by ClickHouse"):
         routed.query.bars("AAA", "1m", columns=["buy_volume"], source="trades", route="clickhouse")
+    with pytest.raises(InvalidInput, match="adjusted bars are not routable"):
+        routed.query.bars("AAA", "1d", adjusted=True, route="clickhouse")
     with pytest.raises(InvalidInput, match="route="):
         routed.query.bars("AAA", "1m", route="duckdb")  # type: ignore[arg-type]
     plain = marketdb.connect(db_url, redis_url=None, clickhouse_url=None)

@@ -513,6 +513,10 @@ class Query:
         rng = _time_range(start, end)
         wanted = _check_columns(columns, _sql.BAR_COLUMNS, DEFAULT_BAR_COLUMNS, "bars")
         sources = self._sources(source)
+        if adjusted and route == "clickhouse":
+            raise InvalidInput(
+                "adjusted bars are not routable to ClickHouse", hint="use route='auto' or 'postgres'"
+            )
         if not adjusted and route != "postgres":
             routed = self._routed("bars", route, symbols, rng, out, iv=iv, columns=wanted, sources=sources)
             if routed is not None:
