@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import api as bench_api
 from bench import bars as bench_bars
 from bench import cli as bench_cli
+from bench import clickhouse as bench_clickhouse
 from bench import ingest as bench_ingest
 from bench import reads as bench_reads
 from bench import stream as bench_stream
@@ -205,6 +206,32 @@ def summarize(res: dict[str, Any]) -> Table:
         "-",
         "-",
     )
+    ch = res.get("clickhouse", {})
+    if ch:
+        rate = _fmt(_get(ch, "sync", "rows_per_second"))
+        t.add_row("ClickHouse sync rows/s (chdb)", rate, "-", "-", "-", "-")
+        pg = _get(ch, "bars_1m", "postgres_sql", "seconds")
+        for engine in ("clickhouse", "duckdb", "arcticdb"):
+            v = _get(ch, "bars_1m", engine, "seconds")
+            t.add_row(
+                f"1m bars from scratch, {engine} vs PostgreSQL SQL (s)",
+                _fmt(v),
+                _fmt(pg),
+                _fmt(v / pg if v and pg else None, "x"),
+                "-",
+                "-",
+            )
+        base = _get(ch, "ticks_day", "marketdb postgres", "seconds")
+        for engine in ("marketdb clickhouse", "duckdb", "arcticdb"):
+            v = _get(ch, "ticks_day", engine, "seconds")
+            t.add_row(
+                f"symbol-day ticks, {engine} vs marketdb postgres (ms)",
+                _fmt(v * 1000 if v else None),
+                _fmt(base * 1000 if base else None),
+                _fmt(v / base if v and base else None, "x"),
+                "-",
+                "-",
+            )
     return t
 
 
@@ -215,12 +242,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds per figure")
     p.add_argument(
         "--only",
-        choices=("ingest", "bars", "reads", "cli", "api", "stream"),
+        choices=("ingest", "bars", "reads", "cli", "api", "stream", "clickhouse"),
         action="append",
         help="run only these parts (repeatable)",
     )
     args = p.parse_args(argv)
-    parts = args.only or ["ingest", "bars", "reads", "cli", "api", "stream"]
+    parts = args.only or ["ingest", "bars", "reads", "cli", "api", "stream", "clickhouse"]
     res: dict[str, Any] = {"ticks": args.ticks, "started": dt.datetime.now(dt.UTC).isoformat()}
     if "ingest" in parts:
         console.rule("ingest")
@@ -242,6 +269,9 @@ def main(argv: list[str] | None = None) -> int:
     if "stream" in parts:
         console.rule("stream")
         res["stream"] = bench_stream.run(min(args.ticks, 200_000), rounds=args.rounds, log=console.print)
+    if "clickhouse" in parts:
+        console.rule("clickhouse")
+        res["clickhouse"] = bench_clickhouse.run(args.ticks, rounds=args.rounds, log=console.print)
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
     path = out / f"run-{dt.datetime.now():%Y%m%d-%H%M%S}.json"

@@ -17,6 +17,7 @@ from marketdb.store.embedded import ServerInfo
 
 if TYPE_CHECKING:
     from marketdb.services.accounts import Accounts
+    from marketdb.services.analytics import Analytics
     from marketdb.services.bars import Bars
     from marketdb.services.ingest import Ingest
     from marketdb.services.instruments import Instruments
@@ -53,6 +54,9 @@ class MarketDB(Database):
         query = self.__dict__.get("query")
         if query is not None:
             query.close()  # pooled ADBC connections
+        analytics = self.__dict__.get("analytics")
+        if analytics is not None:
+            analytics.close()
         self.engine.dispose()
 
     def __enter__(self) -> MarketDB:
@@ -136,7 +140,7 @@ class MarketDB(Database):
         """Reads into pandas, polars or Arrow."""
         from marketdb.services.query import Query
 
-        return Query(self._handle, rollup=self.bars)
+        return Query(self._handle, rollup=self.bars, analytics=lambda: self.analytics)
 
     @cached_property
     def trading(self) -> Trading:
@@ -150,7 +154,14 @@ class MarketDB(Database):
         """Maintenance, time-series and retention policies, backup/restore, doctor."""
         from marketdb.services.ops import Ops
 
-        return Ops(self._handle)
+        return Ops(self._handle, analytics=lambda: self.analytics)
+
+    @cached_property
+    def analytics(self) -> Analytics | None:
+        """The ClickHouse analytics tier (sync, verify, routed reads), or None without CLICKHOUSE_URL."""
+        from marketdb.services.analytics import Analytics
+
+        return Analytics(self._handle) if self.settings.clickhouse_url else None
 
     @cached_property
     def accounts(self) -> Accounts:

@@ -24,6 +24,8 @@ from marketdb.cli import query as query_cmd
 from marketdb.cli import serve as serve_cmd
 from marketdb.cli import sync as sync_cmd
 from marketdb.cli import trading as trading_cmd
+from marketdb.cli._common import fail
+from marketdb.cli.clickhouse import clickhouse_app
 from marketdb.cli.ingest import ingest_app
 from marketdb.errors import MarketdbError
 
@@ -62,6 +64,7 @@ app.command("demo")(demo_cmd.demo)
 app.command("sync")(sync_cmd.sync)
 app.command("quality")(sync_cmd.quality)
 app.command("serve")(serve_cmd.serve)
+app.add_typer(clickhouse_app, name="clickhouse")
 
 
 def _version(value: bool) -> None:
@@ -138,7 +141,6 @@ def _run(args: list[str], debug: bool) -> int:
 
 
 def _report(exc: BaseException, debug: bool) -> int:
-    from marketdb.cli._common import fail
     from marketdb.store.db import explain_driver_error
 
     click_exception = _click_exception_class()

@@ -261,6 +261,57 @@ def _clickhouse(settings: Settings) -> Iterable[Check]:
         yield Check("reachable", "clickhouse", "ok", f"ClickHouse port {host}:{port} accepts connections")
 
 
+def _clickhouse_sync(db: Database) -> Iterable[Check]:
+    """How far the analytics tier is fed: from the sync watermarks, not a port probe."""
+    from marketdb.services.analytics import TABLES
+
+    try:
+        with db.raw() as conn:
+            rows = {
+                r[0]: r[1:]
+                for r in conn.execute(
+                    """
+                    SELECT t.name,
+                           count(s.instrument_id) FILTER (WHERE s.data_version = i.data_version),
+                           count(*) FILTER (WHERE s.data_version IS DISTINCT FROM i.data_version),
+                           max(s.last_ts), max(s.synced_at)
+                    FROM unnest(%s::text[]) AS t(name)
+                    CROSS JOIN instruments i
+                    LEFT JOIN clickhouse_sync_state s ON s.instrument_id = i.id AND s.table_name = t.name
+                    GROUP BY t.name
+                    """,
+                    [list(TABLES)],
+                ).fetchall()
+            }
+    except Exception as exc:
+        yield Check("reachable", "clickhouse sync", "fail", f"cannot read the sync state: {exc}")
+        return
+    if not rows:
+        yield Check("reachable", "clickhouse sync", "ok", "no instruments yet: nothing to mirror")
+        return
+    never = all(r[3] is None for r in rows.values())
+    if never:
+        yield Check(
+            "reachable",
+            "clickhouse sync",
+            "warn",
+            "ClickHouse is configured but was never synced",
+            "run `marketdb clickhouse sync` (maintain runs it too)",
+        )
+        return
+    behind = {t: r[1] for t, r in rows.items() if r[1]}
+    upto = max((r[2] for r in rows.values() if r[2] is not None), default=None)
+    last = max(r[3] for r in rows.values() if r[3] is not None)
+    detail = (
+        f"data up to {upto.date() if upto else '-'}, last sync {last.isoformat(timespec='seconds')}; "
+        + ", ".join(f"{t}: {r[0]} in sync, {r[1]} behind" for t, r in rows.items())
+    )
+    if behind:
+        yield Check("reachable", "clickhouse sync", "warn", detail, "run `marketdb clickhouse sync`")
+    else:
+        yield Check("reachable", "clickhouse sync", "ok", detail)
+
+
 # -------------------------------------------------------------- postgres
 def _postgres(db: Database, now: dt.datetime) -> Iterable[Check]:
     where = "the embedded server" if db.server else mask_url(db.url)
@@ -720,6 +771,7 @@ def diagnose(
             db = own = open_database(settings)
         except MarketdbError as exc:
             checks.append(Check("reachable", "postgresql", "fail", exc.message, exc.hint))
+    schema_ok = False
     try:
         if db is not None:
             pg = list(_postgres(db, now or dt.datetime.now(dt.UTC)))
@@ -730,6 +782,8 @@ def diagnose(
                 checks += _keys(db, keyring)
         checks += _redis(settings)
         checks += _clickhouse(settings)
+        if db is not None and settings.clickhouse_url and schema_ok:
+            checks += _clickhouse_sync(db)
     finally:
         if own is not None:
             own.close()

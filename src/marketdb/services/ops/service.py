@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from marketdb.services.accounts.audit import SYSTEM, Actor
@@ -15,6 +15,7 @@ from marketdb.services.ops import policies as _policies
 from marketdb.services.ops.policies import UNSET, IntervalArg, PolicyInfo, Unset
 
 if TYPE_CHECKING:
+    from marketdb.services.analytics import Analytics
     from marketdb.store.database import Database
 
 __all__ = ["Ops"]
@@ -35,13 +36,24 @@ class Ops:
     (default: ``system``).
     """
 
-    def __init__(self, db: Database, *, actor: Actor | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        actor: Actor | None = None,
+        analytics: Callable[[], Analytics | None] | None = None,
+    ) -> None:
         self.db = db
         self.actor = actor or SYSTEM
         #: Extra maintain steps, run in order after retention. Each takes a
         #: :class:`~marketdb.services.ops.maintain.MaintainContext` and returns a
         #: short summary (or None); append to add one.
         self.hooks: list[_maintain.MaintainHook] = _maintain.default_hooks()
+        self._analytics = analytics
+        if analytics is not None and db.settings.clickhouse_url:
+            from marketdb.services.analytics import maintenance_hook
+
+            self.hooks.append(maintenance_hook(analytics))  # keep the ClickHouse tier fed
 
     # -------------------------------------------------------------- policies
     def policies(self) -> list[PolicyInfo]:

@@ -15,7 +15,7 @@ import re
 import threading
 import warnings
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, overload
@@ -48,6 +48,7 @@ from marketdb.services.query._transport import (
     Column,
     Transport,
     TransportName,
+    conform_routed,
     empty_table,
     make_transport,
 )
@@ -56,6 +57,7 @@ from marketdb.store.schema import tables as t
 if TYPE_CHECKING:
     import polars as pl
 
+    from marketdb.services.analytics import Analytics, Route
     from marketdb.store.database import Database
 
     from .ports import Rollup
@@ -340,6 +342,7 @@ class Query:
         db: Database,
         *,
         rollup: Rollup | None = None,
+        analytics: Callable[[], Analytics | None] | None = None,
         transport: TransportName = "auto",
         source_preference: Sequence[str] | None = None,
         max_workers: int = 4,
@@ -347,6 +350,8 @@ class Query:
     ) -> None:
         self._db = db
         self._rollup_service = rollup
+        # The ClickHouse tier for routed reads (None without CLICKHOUSE_URL), built on first use.
+        self._analytics = analytics or (lambda: None)
         self._transport_name = transport
         self._transport: Transport | None = None
         configured = getattr(db.settings, "bar_source_preference", None)
@@ -491,6 +496,7 @@ class Query:
         source: str | Sequence[str] | None = None,
         columns: Sequence[str] | None = None,
         output: Output = "pandas",
+        route: Route = "auto",
     ) -> Any:
         """OHLCV bars of ``symbols`` at ``interval`` in ``[start, end)``.
 
@@ -503,12 +509,25 @@ class Query:
           (default now). With ``as_of`` before an action, it is not applied.
         * ``columns``: candle columns to return (default :data:`DEFAULT_BAR_COLUMNS`);
           provider-supplied ``adj_*`` columns are available as stored.
+        * ``route``: ``"postgres"``, ``"clickhouse"`` (the analytics tier: intraday
+          bars computed from scratch over its trades, daily bars from its
+          candles) or ``"auto"`` (ClickHouse for scans of 30 days or more when it
+          is configured and in sync for these instruments, else PostgreSQL).
+          The frames are the same either way.
         """
         out = check_output(output)
         iv = parse_interval(interval)
         rng = _time_range(start, end)
         wanted = _check_columns(columns, _sql.BAR_COLUMNS, DEFAULT_BAR_COLUMNS, "bars")
         sources = self._sources(source)
+        if adjusted and route == "clickhouse":
+            raise InvalidInput(
+                "adjusted bars are not routable to ClickHouse", hint="use route='auto' or 'postgres'"
+            )
+        if not adjusted and route != "postgres":
+            routed = self._routed("bars", route, symbols, rng, out, iv=iv, columns=wanted, sources=sources)
+            if routed is not None:
+                return routed
         if not adjusted and self._one_trip(symbols):
             # One round trip: the symbol is resolved inside the query. An empty
             # answer takes the full path (unknown symbol, old symbol, roll-up).
@@ -615,6 +634,63 @@ class Query:
                     table = table.append_column(name, pa.nulls(table.num_rows, _sql_type(pg)))
             parts.append(table.select([c for c, _ in cols]))
         return parts
+
+    def _routed(
+        self,
+        kind: Literal["bars", "ticks"],
+        route: Route,
+        symbols: Symbols,
+        rng: _sql.TimeRange,
+        out: Output,
+        *,
+        columns: Sequence[str],
+        iv: Interval | None = None,
+        sources: list[str] | None = None,
+    ) -> Any | None:
+        """CALL SITE of the ClickHouse analytics tier (``db.analytics``); None: read PostgreSQL.
+
+        Asks the tier for per-instrument Arrow tables with the columns of the
+        PostgreSQL read and finishes them the same way, so frames are equal.
+        """
+        from marketdb.services.analytics import route_allows
+
+        if route not in ("postgres", "clickhouse", "auto"):
+            raise InvalidInput(f"route={route!r}", hint="use 'postgres', 'clickhouse' or 'auto'")
+        analytics = self._analytics()
+        if analytics is None and route == "auto":
+            return None
+        insts, multi = self._resolve(symbols)
+        ids = [i.id for i in insts]
+        span = None
+        if rng.start is not None and rng.end is not None:
+            span = (rng.end - rng.start).total_seconds() / 86400
+        table = "candles" if iv is not None and iv.name == "1d" else "trades"
+        if not route_allows(route, analytics, table, ids, span):
+            return None
+        assert analytics is not None
+        start_ns = _epoch_ns(rng.start, rng.start_ns)
+        end_ns = _epoch_ns(rng.end, rng.end_ns)
+        cols: list[Column]
+        if kind == "bars":
+            assert iv is not None
+            preference = list(sources) if sources else list(self.source_preference)
+            seconds = iv.width_ns / 1e9 if iv.kind == "fixed" else None
+            by_id = analytics.bars(
+                ids, iv.name, seconds, start_ns, end_ns, columns, sources=sources, preference=preference
+            )
+            cols = [("ts", "timestamptz"), *((c, _sql.BAR_COLUMNS[c]) for c in columns), ("source", "text")]
+        else:
+            by_id = analytics.ticks(ids, start_ns, end_ns, columns)
+            cols = [("ts", "timestamptz"), *((c, _sql.TRADE_COLUMNS[c]) for c in columns)]
+        if by_id is None:
+            if route == "clickhouse":
+                raise InvalidInput(
+                    f"this {kind} read cannot be answered by ClickHouse",
+                    hint="intraday bars from trades, daily bars and trades are routable; use route='auto'",
+                )
+            return None
+        parts = [conform_routed(by_id[i], cols, exact_ns=kind == "ticks") for i in ids]
+        return self._finish(parts, insts, multi, cols, out)
 
     # ----------------------------------------------------------- adjustment
     def corporate_actions(
@@ -799,14 +875,20 @@ class Query:
         *,
         columns: Sequence[str] | None = None,
         output: Output = "pandas",
+        route: Route = "auto",
     ) -> Any:
         """Trades of ``symbols`` in ``[start, end)`` with exact nanosecond ``ts``.
 
         Sorted by time, ties in arrival order (``seq``). ``columns`` picks among
         price, size, side, seq, exchange, conditions, trade_id and source (all by
-        default; fewer columns read faster).
+        default; fewer columns read faster). ``route`` as for :meth:`bars`.
         """
         cols = _check_columns(columns, _sql.TRADE_COLUMNS, DEFAULT_TICK_COLUMNS, "trades")
+        if route != "postgres":
+            rng = _time_range(start, end)
+            routed = self._routed("ticks", route, symbols, rng, check_output(output), columns=cols)
+            if routed is not None:
+                return routed
         return self._ticklike(t.trades.name, symbols, start, end, cols, output)
 
     @overload
@@ -1057,6 +1139,13 @@ class Query:
 
 
 # ---------------------------------------------------------------- utilities
+def _epoch_ns(ts: dt.datetime | None, nanos: int) -> int | None:
+    if ts is None:
+        return None
+    delta = ts - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    return (delta.days * 86400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000 + nanos
+
+
 def _apply_factors(table: pa.Table, price: np.ndarray, volume: np.ndarray) -> pa.Table:
     pf = pa.array(price)
     vf = pa.array(volume)

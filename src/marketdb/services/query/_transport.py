@@ -100,6 +100,21 @@ def _conform(table: pa.Table, columns: Sequence[Column]) -> pa.Table:
     return pa.Table.from_arrays(arrays, names=[n for n, _ in columns])
 
 
+def conform_routed(table: pa.Table, columns: Sequence[Column], *, exact_ns: bool = False) -> pa.Table:
+    """Columns of ``table`` (from another engine) picked by name and cast to the types of ``columns``.
+
+    With ``exact_ns`` the ``ts`` column stays a nanosecond timestamp (trades and quotes reads).
+    """
+    arrays = []
+    for name, pg in columns:
+        col = table.column(name)
+        want = pa.timestamp("ns", tz="UTC") if exact_ns and name == "ts" else _ARROW_TYPES[pg]
+        if col.type != want:
+            col = col.cast(want)
+        arrays.append(col)
+    return pa.Table.from_arrays(arrays, names=[n for n, _ in columns])
+
+
 # --------------------------------------------------------------------- ADBC
 class AdbcTransport:
     """Arrow straight from the ADBC PostgreSQL driver, over pooled connections."""

@@ -14,6 +14,7 @@ from marketdb.store.schema.accounts import (
     user_secrets,
     users,
 )
+from marketdb.store.schema.analytics import clickhouse_sync_state
 from marketdb.store.schema.auth import api_keys, api_sessions
 from marketdb.store.schema.market import (
     candles,
@@ -51,6 +52,7 @@ __all__ = [
     "audit_logs",
     "broker_credentials",
     "candles",
+    "clickhouse_sync_state",
     "configurations",
     "corporate_actions",
     "executions",
