@@ -64,6 +64,9 @@ def test_sync_million_ticks_late_batch_correction_retention(
             "ts": [day3 + pd.Timedelta(nanoseconds=n * 7) for n in (1, 2, 3)],
             "price": [101.0, 101.5, 102.0],
             "size": [100.0, 200.0, 300.0],
+            # Corrections replace a stored trade by its provider trade id (without one, a
+            # different price is a different trade: docs/ingest.md, trade identity).
+            "trade_id": ["L1", "L2", "L3"],
         }
     )
     extra = synthetic_trades(["AAA"], start="2024-03-11", days=1, trades_per_day=5_000, seed=9)

@@ -59,7 +59,7 @@ TABLES: dict[str, ChTable] = {
             columns=(
                 ("instrument_id", "Int32"),
                 ("ts", "DateTime64(9, 'UTC')"),
-                ("seq", "Int32"),
+                ("seq", "Int64"),
                 ("price", "Float64"),
                 ("size", "Float64"),
                 ("side", "Nullable(Int8)"),
@@ -91,7 +91,7 @@ TABLES: dict[str, ChTable] = {
             columns=(
                 ("instrument_id", "Int32"),
                 ("ts", "DateTime64(9, 'UTC')"),
-                ("seq", "Int32"),
+                ("seq", "Int64"),
                 ("bid", "Nullable(Float64)"),
                 ("ask", "Nullable(Float64)"),
                 ("bid_size", "Nullable(Float64)"),
