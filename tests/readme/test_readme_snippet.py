@@ -46,10 +46,17 @@ def write_trades(path: Path) -> int:
 
 
 def run_snippet(code: str) -> str:
-    """Execute the snippet as a script would; return what it printed."""
+    """Execute the snippet as a script would (closing its ``db`` as the script's exit
+    would); return what it printed."""
     out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        exec(compile(code, str(README) + ":Using it", "exec"), {"__name__": "__main__"})  # noqa: S102
+    namespace: dict[str, object] = {"__name__": "__main__"}
+    try:
+        with contextlib.redirect_stdout(out):
+            exec(compile(code, str(README) + ":Using it", "exec"), namespace)  # noqa: S102
+    finally:
+        db = namespace.get("db")
+        if isinstance(db, marketdb.MarketDB):
+            db.close()
     return out.getvalue()
 
 

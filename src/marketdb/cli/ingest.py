@@ -64,7 +64,7 @@ AutoRegisterOpt = Annotated[bool, typer.Option(
     "--auto-register", help="Create instruments for unknown symbols instead of rejecting them.")]
 #: The ingest service's DEFAULT_BATCH_SIZE, spelled out so `--help` need not import the service
 #: (tests/cli/test_help.py keeps the two equal).
-HELP_BATCH_SIZE = 500_000
+HELP_BATCH_SIZE = 250_000
 BatchOpt = Annotated[int | None, typer.Option(
     "--batch-size", help=f"Rows per batch and transaction (default {HELP_BATCH_SIZE:,}).", min=1)]
 RejectsOpt = Annotated[Path | None, typer.Option(
