@@ -1,7 +1,8 @@
 """``python -m marketdb`` and the ``marketdb`` script.
 
-``marketdb --version`` answers here without loading the command line (Typer,
-Rich and every command module); everything else goes to
+``marketdb --version`` and ``marketdb --help`` answer here without loading the
+command line (Typer, Rich and every command module; the help text comes from
+:mod:`marketdb._help`); everything else goes to
 :func:`marketdb.cli.main`, the one error boundary of every command.
 """
 
@@ -19,6 +20,11 @@ def main(argv: list[str] | None = None) -> None:
         from marketdb import __version__
 
         sys.stdout.write(f"marketdb {__version__}\n")
+        raise SystemExit(0)
+    if args == ["--help"]:
+        from marketdb._help import render
+
+        sys.stdout.write(render())
         raise SystemExit(0)
     from marketdb.cli import main as cli_main
 

@@ -112,3 +112,89 @@ def fail(exc: MarketdbError) -> typer.Exit:
     if isinstance(details, dict) and details.get("summary"):
         err_console.print(details["summary"])
     return typer.Exit(exc.exit_code)
+
+
+class StepProgress:
+    """Elapsed time, done/total and ETA of a long command on stderr.
+
+    On a terminal a Rich progress bar; otherwise (cron, a pipe) one plain line
+    ``what: done/total unit, elapsed, ETA`` at most every ``every`` seconds, and always
+    the last one, so logs show how far a run got. Call :meth:`update` with
+    ``(done, total)`` (and optionally what comes next); use it as a context manager.
+    """
+
+    def __init__(self, what: str, unit: str, *, every: float = 10.0) -> None:
+        import time
+
+        self.what, self.unit, self.every = what, unit, every
+        self._clock = time.monotonic
+        self._t0 = self._clock()
+        self._last_line = float("-inf")
+        self._state: tuple[int, int, str] | None = None
+        self._bar: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> StepProgress:
+        if err_console.is_terminal:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self._bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn(self.unit),
+                TextColumn("elapsed"),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                console=err_console,
+                transient=True,
+            )
+            self._bar.start()
+            self._task = self._bar.add_task(self.what, total=None)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+        if self._state is not None and exc[0] is None:
+            self._line(final=True)
+
+    def update(self, done: int, total: int, doing: str = "") -> None:
+        """Record ``done`` of ``total`` (``doing``: what runs next, shown beside the bar)."""
+        self._state = (done, total, doing)
+        if self._bar is not None:
+            label = f"{self.what}: {doing}" if doing and done < total else self.what
+            self._bar.update(self._task, completed=done, total=total, description=label)
+        elif self._clock() - self._last_line >= self.every:
+            self._line()
+
+    def eta(self) -> float | None:
+        """Seconds left at the average pace so far (None before the first unit is done)."""
+        if self._state is None:
+            return None
+        done, total, _ = self._state
+        if done <= 0:
+            return None
+        return (self._clock() - self._t0) / done * max(total - done, 0)
+
+    def _line(self, final: bool = False) -> None:
+        assert self._state is not None
+        done, total, doing = self._state
+        self._last_line = self._clock()
+        elapsed = self._last_line - self._t0
+        eta = self.eta()
+        tail = "" if final or eta is None else f", ETA {eta:,.1f} s"
+        nxt = f" (next: {doing})" if doing and not final and done < total else ""
+        err_console.print(
+            f"{self.what}: {done:,}/{total:,} {self.unit}, {elapsed:,.1f} s elapsed{tail}{nxt}",
+            highlight=False,
+            soft_wrap=True,
+        )

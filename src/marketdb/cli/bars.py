@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from marketdb.cli import query as query_cmd
-from marketdb.cli._common import connect_db, console, print_table
+from marketdb.cli._common import StepProgress, connect_db, console, print_table
 
 bars_app = typer.Typer(
     cls=query_cmd.DefaultCommandGroup,
@@ -35,7 +35,10 @@ def verify(
     """Recompute stored bars from the trades and report every difference (exit 1 if any, unless --repair)."""
     db = connect_db()
     try:
-        report = db.bars.verify(symbol or None, since=since, until=until, repair=repair)
+        with StepProgress("repair" if repair else "verify", "instruments") as progress:
+            report = db.bars.verify(
+                symbol or None, since=since, until=until, repair=repair, progress=progress.update
+            )
     finally:
         db.close()
     console.print(
@@ -54,8 +57,8 @@ def rebuild(symbol: SymbolsOpt = None, since: SinceOpt = None, until: UntilOpt =
     """Recompute stored bars from scratch (after changing bar intervals or the session mode)."""
     db = connect_db()
     try:
-        with console.status("rebuilding bars from trades..."):
-            report = db.bars.rebuild(symbol or None, since=since, until=until)
+        with StepProgress("rebuild", "instruments") as progress:
+            report = db.bars.rebuild(symbol or None, since=since, until=until, progress=progress.update)
     finally:
         db.close()
     console.print(f"rebuilt: {report}")

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from marketdb.cli._common import connect_db, console, err_console, fail, print_table
+from marketdb.cli._common import StepProgress, connect_db, console, err_console, fail, print_table
 from marketdb.errors import InvalidInput, MarketdbError
 
 if TYPE_CHECKING:
@@ -214,7 +214,10 @@ def maintain(
             raise InvalidInput("--every must be at least 1 minute", hint="e.g. --every 1h")
     with _ops(url) as ops:
         if period is None:
-            report = ops.maintain(now=at, dry_run=dry_run, days_ahead=days_ahead)
+            with StepProgress("maintain", "steps") as progress:
+                report = ops.maintain(
+                    now=at, dry_run=dry_run, days_ahead=days_ahead, progress=progress.update
+                )
             _print_report(report, fmt)
             if not report.ok:
                 raise typer.Exit(1)

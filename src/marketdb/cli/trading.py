@@ -186,6 +186,9 @@ def strategies_create(
     symbol: Annotated[list[str] | None, typer.Option("--symbol", help="Traded symbol (repeatable).")] = None,
     mode: Annotated[str, typer.Option("--mode", help="paper or live.")] = "paper",
     enable: Annotated[bool, typer.Option("--enable", help="Enable it right away.")] = False,
+    exist_ok: Annotated[
+        bool, typer.Option("--exist-ok", help="If the id exists, show it unchanged instead of failing.")
+    ] = False,
     url: UrlOpt = None,
     fmt: FormatOpt = "table",
 ) -> None:
@@ -202,6 +205,7 @@ def strategies_create(
             symbols=symbol or [],
             execution_mode=mode,
             enabled=enable,
+            exist_ok=exist_ok,
         )
     _show([row], fmt, "created")
 

@@ -32,16 +32,23 @@ import logging
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
-import numpy as np
 import psycopg
-import pyarrow as pa
-import pyarrow.compute as pc
 import sqlalchemy as sa
 from psycopg import sql
 
 from marketdb.errors import ConfigurationError, Conflict, InvalidInput
+from marketdb.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+else:
+    np = lazy_module("numpy")
+    pa = lazy_module("pyarrow")
+    pc = lazy_module("pyarrow.compute")
 
 __all__ = [
     "DEFAULT_POLICIES",

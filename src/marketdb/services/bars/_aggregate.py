@@ -16,54 +16,74 @@ that side. VWAP is ``notional / volume`` (null when the volume is 0).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-
-import numpy as np
-import polars as pl
-import pyarrow as pa
+from typing import TYPE_CHECKING
 
 from marketdb.errors import InvalidInput
+from marketdb.lazy import lazy_module
 from marketdb.services.bars._calendars import NO_SESSION, Calendars, month_labels, week_labels
 from marketdb.services.bars._intervals import Interval, parse_interval, rollup_source
 
+if TYPE_CHECKING:
+    import numpy as np
+    import polars as pl
+    import pyarrow as pa
+else:
+    np = lazy_module("numpy")
+    pl = lazy_module("polars")
+    pa = lazy_module("pyarrow")
+
 __all__ = [
     "BAR_FIELDS",
-    "PARTIAL_SCHEMA",
     "aggregate",
     "aggregate_many",
     "finalize",
     "merge_partials",
+    "partial_schema",
     "relabel",
     "trades_frame",
 ]
 
-#: Columns of a partial bar, in the order they are staged for the database.
-PARTIAL_SCHEMA: dict[str, pl.DataType] = {
-    "instrument_id": pl.Int32(),
-    "ts": pl.Int64(),
-    "open": pl.Float64(),
-    "high": pl.Float64(),
-    "low": pl.Float64(),
-    "close": pl.Float64(),
-    "volume": pl.Float64(),
-    "notional": pl.Float64(),
-    "trade_count": pl.Int64(),
-    "buy_volume": pl.Float64(),
-    "sell_volume": pl.Float64(),
-    "first_ns": pl.Int64(),
-    "first_seq": pl.Int64(),
-    "last_ns": pl.Int64(),
-    "last_seq": pl.Int64(),
-}
-BAR_FIELDS: tuple[str, ...] = tuple(PARTIAL_SCHEMA)
+#: Columns of a partial bar and their polars types, in the order they are staged for the database.
+_PARTIAL_TYPES: tuple[tuple[str, str], ...] = (
+    ("instrument_id", "Int32"),
+    ("ts", "Int64"),
+    ("open", "Float64"),
+    ("high", "Float64"),
+    ("low", "Float64"),
+    ("close", "Float64"),
+    ("volume", "Float64"),
+    ("notional", "Float64"),
+    ("trade_count", "Int64"),
+    ("buy_volume", "Float64"),
+    ("sell_volume", "Float64"),
+    ("first_ns", "Int64"),
+    ("first_seq", "Int64"),
+    ("last_ns", "Int64"),
+    ("last_seq", "Int64"),
+)
+BAR_FIELDS: tuple[str, ...] = tuple(name for name, _ in _PARTIAL_TYPES)
 
-_TRADE_SCHEMA: dict[str, pl.DataType] = {
-    "instrument_id": pl.Int32(),
-    "ts": pl.Int64(),
-    "seq": pl.Int64(),
-    "price": pl.Float64(),
-    "size": pl.Float64(),
-    "side": pl.Int8(),
-}
+_TRADE_TYPES: tuple[tuple[str, str], ...] = (
+    ("instrument_id", "Int32"),
+    ("ts", "Int64"),
+    ("seq", "Int64"),
+    ("price", "Float64"),
+    ("size", "Float64"),
+    ("side", "Int8"),
+)
+
+
+def _schema(types: tuple[tuple[str, str], ...]) -> dict[str, pl.DataType]:
+    return {name: getattr(pl, kind)() for name, kind in types}
+
+
+def partial_schema() -> dict[str, pl.DataType]:
+    """Columns of a partial bar with their polars types (a function: polars loads on first use)."""
+    return _schema(_PARTIAL_TYPES)
+
+
+def _trade_schema() -> dict[str, pl.DataType]:
+    return _schema(_TRADE_TYPES)
 
 
 def trades_frame(batch: pa.Table | pa.RecordBatch | pl.DataFrame) -> pl.DataFrame:
@@ -101,7 +121,7 @@ def trades_frame(batch: pa.Table | pa.RecordBatch | pl.DataFrame) -> pl.DataFram
             "size": df.get_column("size").cast(pl.Float64),
             "side": side.alias("side"),
         },
-        schema=_TRADE_SCHEMA,
+        schema=_trade_schema(),
     )
 
 
@@ -219,7 +239,7 @@ def _null_unknown_sides(df: pl.LazyFrame) -> pl.LazyFrame:
 
 
 def _empty() -> pl.DataFrame:
-    return pl.DataFrame(schema=PARTIAL_SCHEMA)
+    return pl.DataFrame(schema=partial_schema())
 
 
 def aggregate(

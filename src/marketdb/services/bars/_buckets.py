@@ -11,9 +11,9 @@ closed range are complete.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import numpy as np
-
+from marketdb.lazy import lazy_module
 from marketdb.services.bars._calendars import (
     NO_SESSION,
     NS_PER_DAY,
@@ -22,6 +22,11 @@ from marketdb.services.bars._calendars import (
     week_labels,
 )
 from marketdb.services.bars._intervals import Interval
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = lazy_module("numpy")
 
 __all__ = [
     "bucket_labels",

@@ -31,12 +31,17 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Literal
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING, Literal
 
 from marketdb.errors import ConfigurationError, InvalidInput
+from marketdb.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+else:
+    np = lazy_module("numpy")
+    pd = lazy_module("pandas")
 
 __all__ = ["UTC_CALENDARS", "Calendars", "SessionMode", "SessionWindows"]
 
@@ -47,7 +52,7 @@ UTC_CALENDARS: frozenset[str] = frozenset({"24/7", "UTC"})
 
 NS_PER_DAY = 86_400_000_000_000
 #: Sentinel label for "in no session" (same value as NaT in numpy/pandas).
-NO_SESSION = np.iinfo(np.int64).min
+NO_SESSION = -(2**63)  # np.iinfo(np.int64).min, written out so numpy loads on first use
 
 
 @dataclass(frozen=True, slots=True)

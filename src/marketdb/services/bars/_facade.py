@@ -9,12 +9,11 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import pandas as pd
 import psycopg
-import pyarrow as pa
 from psycopg import sql
 
 from marketdb.errors import InvalidInput, NotFound
+from marketdb.lazy import lazy_module
 from marketdb.services.bars._calendars import Calendars, SessionMode
 from marketdb.services.bars._intervals import Interval, parse_interval, stored_intervals
 from marketdb.services.bars._ondemand import compute_bars
@@ -33,10 +32,19 @@ from marketdb.store.timeseries import ensure_partitions
 if TYPE_CHECKING:
     from marketdb.store.database import Database
 
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+else:
+    pd = lazy_module("pandas")
+    pa = lazy_module("pyarrow")
+
 __all__ = ["Bars", "maintenance_hook"]
 
 Symbols = str | int | Sequence[str | int] | None
 T = TypeVar("T")
+Progress = Callable[[int, int], None]
+"""``progress(done, total)``: called with ``(0, total)`` first, then after each instrument."""
 
 
 def _to_ns(value: object, name: str) -> int | None:
@@ -170,19 +178,22 @@ class Bars:
         until: object = None,
         repair: bool = False,
         piece: dt.timedelta = dt.timedelta(days=1),
+        progress: Progress | None = None,
     ) -> VerifyReport:
         """Recompute the stored bars of ``symbols`` (default: all) in ``[since, until)`` from
         trades and report every difference; with ``repair`` also fix them.
 
         Each instrument is checked in its own transaction under its exclusive bar lock
         (ingest of that instrument waits meanwhile). Buckets that overlap the range are
-        checked whole.
+        checked whole. ``progress(done, total)`` counts instruments: ``(0, total)`` first,
+        then once per instrument checked.
         """
         lo, hi = _to_ns(since, "since"), _to_ns(until, "until")
         report = VerifyReport()
         for one in self._each_instrument(
             symbols,
             verify_instrument,
+            progress=progress,
             lo_ns=lo,
             hi_ns=hi,
             repair=repair,
@@ -191,9 +202,16 @@ class Bars:
             report.extend(one)
         return report
 
-    def repair(self, symbols: Symbols = None, *, since: object = None, until: object = None) -> VerifyReport:
+    def repair(
+        self,
+        symbols: Symbols = None,
+        *,
+        since: object = None,
+        until: object = None,
+        progress: Progress | None = None,
+    ) -> VerifyReport:
         """:meth:`verify` with ``repair=True``: fix every stored bar that differs."""
-        return self.verify(symbols, since=since, until=until, repair=True)
+        return self.verify(symbols, since=since, until=until, repair=True, progress=progress)
 
     def rebuild(
         self,
@@ -202,20 +220,24 @@ class Bars:
         since: object = None,
         until: object = None,
         piece: dt.timedelta = dt.timedelta(days=1),
+        progress: Progress | None = None,
     ) -> RebuildReport:
         """Recompute the stored bars of ``symbols`` (default: all) in ``[since, until)`` from
         scratch: the "nightly roll-up", which continuous bars make unnecessary but which
         ``maintain`` can still run (e.g. after changing ``bar_intervals`` or the session mode).
+        ``progress`` as in :meth:`verify`.
         """
         lo, hi = _to_ns(since, "since"), _to_ns(until, "until")
         report = RebuildReport()
         for one in self._each_instrument(
-            symbols, rebuild_instrument, lo_ns=lo, hi_ns=hi, piece_ns=_piece_ns(piece)
+            symbols, rebuild_instrument, progress=progress, lo_ns=lo, hi_ns=hi, piece_ns=_piece_ns(piece)
         ):
             report.extend(one)
         return report
 
-    def _each_instrument(self, symbols: Symbols, fn: Callable[..., T], **kwargs: Any) -> Iterator[T]:
+    def _each_instrument(
+        self, symbols: Symbols, fn: Callable[..., T], *, progress: Progress | None = None, **kwargs: Any
+    ) -> Iterator[T]:
         """Run ``fn`` for each instrument in its own transaction, under its exclusive bar lock
         (that instrument's ingest waits meanwhile), trades read through ADBC when available.
 
@@ -226,6 +248,8 @@ class Bars:
             return
         instruments = self._instruments(symbols)
         self._create_partitions([i for i, _s, _c in instruments])
+        if progress is not None:
+            progress(0, len(instruments))
         local = threading.local()
         readers: list[Callable[[], None]] = []
         lock = threading.Lock()
@@ -251,8 +275,11 @@ class Bars:
         try:
             with ThreadPoolExecutor(workers, thread_name_prefix="marketdb-bars") as pool:
                 futures = [pool.submit(one, i, cal) for i, _sym, cal in instruments]
-                for f in futures:
-                    yield f.result()
+                for done, f in enumerate(futures, 1):
+                    result = f.result()
+                    if progress is not None:
+                        progress(done, len(instruments))
+                    yield result
         finally:
             for close in readers:
                 close()

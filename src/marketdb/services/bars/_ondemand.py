@@ -16,16 +16,14 @@ are never cut, so the last bar may extend past ``end``.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import polars as pl
 import psycopg
-import pyarrow as pa
 from psycopg import sql
 
 from marketdb.errors import InvalidInput
+from marketdb.lazy import LazyMapping, lazy_module
 from marketdb.services.bars._aggregate import aggregate, finalize
 from marketdb.services.bars._buckets import bucket_spans, merge_spans, next_label
 from marketdb.services.bars._calendars import NS_PER_DAY, Calendars, month_labels, week_labels
@@ -33,38 +31,53 @@ from marketdb.services.bars._intervals import Interval, parse_interval, rollup_s
 from marketdb.services.bars._store import DERIVED_SOURCE, fetch_trades, instrument_calendars
 from marketdb.store.schema import tables as t
 
+if TYPE_CHECKING:
+    import numpy as np
+    import polars as pl
+    import pyarrow as pa
+else:
+    np = lazy_module("numpy")
+    pl = lazy_module("polars")
+    pa = lazy_module("pyarrow")
+
 __all__ = ["BAR_OUTPUT", "activity_bars", "compute_bars", "rollup_sql"]
 
-_TS = pa.timestamp("us", tz="UTC")
+
+def _ts() -> pa.DataType:
+    return pa.timestamp("us", tz="UTC")
+
+
 #: Columns (and Arrow types) of the tables :func:`compute_bars` returns, in order.
-BAR_OUTPUT: dict[str, pa.DataType] = {
-    "instrument_id": pa.int32(),
-    "ts": _TS,
-    "source": pa.string(),
-    "open": pa.float64(),
-    "high": pa.float64(),
-    "low": pa.float64(),
-    "close": pa.float64(),
-    "volume": pa.float64(),
-    "vwap": pa.float64(),
-    "trade_count": pa.int64(),
-    "notional": pa.float64(),
-    "buy_volume": pa.float64(),
-    "sell_volume": pa.float64(),
-    "first_ns": pa.int64(),
-    "first_seq": pa.int64(),
-    "last_ns": pa.int64(),
-    "last_seq": pa.int64(),
-    "adj_open": pa.float64(),
-    "adj_high": pa.float64(),
-    "adj_low": pa.float64(),
-    "adj_close": pa.float64(),
-    "adj_volume": pa.float64(),
-    "div_cash": pa.float64(),
-    "split_factor": pa.float64(),
-}
+BAR_OUTPUT: Mapping[str, pa.DataType] = LazyMapping(
+    lambda: {
+        "instrument_id": pa.int32(),
+        "ts": _ts(),
+        "source": pa.string(),
+        "open": pa.float64(),
+        "high": pa.float64(),
+        "low": pa.float64(),
+        "close": pa.float64(),
+        "volume": pa.float64(),
+        "vwap": pa.float64(),
+        "trade_count": pa.int64(),
+        "notional": pa.float64(),
+        "buy_volume": pa.float64(),
+        "sell_volume": pa.float64(),
+        "first_ns": pa.int64(),
+        "first_seq": pa.int64(),
+        "last_ns": pa.int64(),
+        "last_seq": pa.int64(),
+        "adj_open": pa.float64(),
+        "adj_high": pa.float64(),
+        "adj_low": pa.float64(),
+        "adj_close": pa.float64(),
+        "adj_volume": pa.float64(),
+        "div_cash": pa.float64(),
+        "split_factor": pa.float64(),
+    }
+)
 #: Extra column of activity bars: time of the last trade.
-ACTIVITY_EXTRA: dict[str, pa.DataType] = {"end_ts": _TS}
+ACTIVITY_EXTRA: Mapping[str, pa.DataType] = LazyMapping(lambda: {"end_ts": _ts()})
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
@@ -180,14 +193,14 @@ def _stored_sql(
     )
 
 
-def _rows_to_arrow(rows: Sequence[tuple[Any, ...]], schema: dict[str, pa.DataType]) -> pa.Table:
+def _rows_to_arrow(rows: Sequence[tuple[Any, ...]], schema: Mapping[str, pa.DataType]) -> pa.Table:
     cols = list(zip(*rows, strict=True)) if rows else [() for _ in schema]
     return pa.table(
         {name: pa.array(list(col), type=typ) for (name, typ), col in zip(schema.items(), cols, strict=True)}
     )
 
 
-def _frame_to_arrow(bars: pl.DataFrame, source: str, schema: dict[str, pa.DataType]) -> pa.Table:
+def _frame_to_arrow(bars: pl.DataFrame, source: str, schema: Mapping[str, pa.DataType]) -> pa.Table:
     n = bars.height
     out = {}
     for name, typ in schema.items():

@@ -13,19 +13,17 @@ import datetime as dt
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
-import pandas as pd
-import polars as pl
 import psycopg
 from psycopg import sql
 
+from marketdb.lazy import lazy_module
 from marketdb.services.bars._aggregate import (
     BAR_FIELDS,
-    PARTIAL_SCHEMA,
     aggregate_many,
     finalize,
+    partial_schema,
     relabel,
 )
 from marketdb.services.bars._buckets import bucket_spans, closed_range, label_range
@@ -43,6 +41,15 @@ from marketdb.services.bars._store import (
     upsert_staged,
 )
 from marketdb.store.schema import tables as t
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+    import polars as pl
+else:
+    np = lazy_module("numpy")
+    pd = lazy_module("pandas")
+    pl = lazy_module("polars")
 
 __all__ = [
     "EXACT_FIELDS",
@@ -302,7 +309,7 @@ def _recompute_all(p: _Pass, lo: int, hi: int) -> tuple[tuple[int, int], dict[In
     out: dict[Interval, pl.DataFrame] = {}
     for iv in p.piece_intervals():
         frames = [f for f in parts.get(iv, []) if f.height]
-        out[iv] = pl.concat(frames) if frames else pl.DataFrame(schema=PARTIAL_SCHEMA)
+        out[iv] = pl.concat(frames) if frames else pl.DataFrame(schema=partial_schema())
     late = [iv for iv in p.intervals if iv.kind in ("week", "month")]
     if late:
         # Pieces never cut a session, so each session's bar is complete in one piece.
@@ -475,5 +482,5 @@ def _compare(
         wanted = pl.Series(fix, dtype=pl.Int64).implode()
         to_write = expected.filter(pl.col("ts").is_in(wanted)).select(BAR_FIELDS)
     else:
-        to_write = pl.DataFrame(schema=PARTIAL_SCHEMA)
+        to_write = pl.DataFrame(schema=partial_schema())
     return diffs, to_write, extra

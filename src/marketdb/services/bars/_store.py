@@ -11,13 +11,11 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import polars as pl
 import psycopg
-import pyarrow as pa
 from psycopg import sql
 
-from marketdb.services.bars._aggregate import BAR_FIELDS, PARTIAL_SCHEMA
+from marketdb.lazy import lazy_module
+from marketdb.services.bars._aggregate import BAR_FIELDS, partial_schema
 from marketdb.services.bars._copy import copy_in, copy_out
 from marketdb.services.bars._intervals import Interval
 from marketdb.store.schema import tables as t
@@ -25,6 +23,15 @@ from marketdb.store.timeseries import ensure_partitions
 
 if TYPE_CHECKING:
     from marketdb.store.database import Database
+
+if TYPE_CHECKING:
+    import numpy as np
+    import polars as pl
+    import pyarrow as pa
+else:
+    np = lazy_module("numpy")
+    pl = lazy_module("polars")
+    pa = lazy_module("pyarrow")
 
 __all__ = [
     "DERIVED_SOURCE",
@@ -94,14 +101,16 @@ def lock_instruments(conn: Conn, ids: Iterable[int], *, exclusive: bool) -> None
 # -------------------------------------------------------------------- trades
 
 
-_TRADE_FRAME: dict[str, pl.DataType] = {
-    "instrument_id": pl.Int32(),
-    "ts": pl.Int64(),
-    "seq": pl.Int64(),
-    "price": pl.Float64(),
-    "size": pl.Float64(),
-    "side": pl.Int8(),
-}
+def _trade_schema() -> dict[str, pl.DataType]:
+    """Polars schema of a trade batch (a function: polars loads on first use)."""
+    return {
+        "instrument_id": pl.Int32(),
+        "ts": pl.Int64(),
+        "seq": pl.Int64(),
+        "price": pl.Float64(),
+        "size": pl.Float64(),
+        "side": pl.Int8(),
+    }
 
 
 def _trades_query(instrument_id: int, spans: Sequence[tuple[int, int]]) -> sql.Composed:
@@ -132,7 +141,7 @@ def _trade_frame(
             "size": size,
             "side": pl.Series("side", side.astype(np.int8)).replace(0, None),
         },
-        schema=_TRADE_FRAME,
+        schema=_trade_schema(),
     )
 
 
@@ -144,7 +153,7 @@ def fetch_trades(conn: Conn, instrument_id: int, spans: Sequence[tuple[int, int]
     the trade frame of :func:`~marketdb.services.bars.trades_frame` (``ts`` in epoch ns).
     """
     if not spans:
-        return pl.DataFrame(schema=_TRADE_FRAME)
+        return pl.DataFrame(schema=_trade_schema())
     raw = copy_out(
         conn,
         _trades_query(instrument_id, spans),
@@ -166,7 +175,7 @@ def next_trade(conn: Conn, instrument_id: int, at_ns: int) -> int | None:
     return int((delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds) * _NS_PER_US
 
 
-TradeReader = Callable[[Conn, int, Sequence[tuple[int, int]]], pl.DataFrame]
+TradeReader = Callable[[Conn, int, Sequence[tuple[int, int]]], "pl.DataFrame"]
 
 
 class AdbcTrades:
@@ -184,7 +193,7 @@ class AdbcTrades:
     def __call__(self, conn: Conn, instrument_id: int, spans: Sequence[tuple[int, int]]) -> pl.DataFrame:
         """Same contract as :func:`fetch_trades`; ``conn`` only renders the SQL."""
         if not spans:
-            return pl.DataFrame(schema=_TRADE_FRAME)
+            return pl.DataFrame(schema=_trade_schema())
         text = _trades_query(instrument_id, spans).as_string(conn)
         with self._conn.cursor() as cur:
             cur.execute(text)
@@ -251,7 +260,7 @@ def fetch_bars(
         sql.SQL(" AND ").join(where),
     )
     rows = conn.execute(query).fetchall()
-    schema = {**PARTIAL_SCHEMA, "vwap": pl.Float64()}
+    schema = {**partial_schema(), "vwap": pl.Float64()}
     names = ["ts", *fields, "vwap"]
     frame = pl.DataFrame(rows, schema={n: schema[n] for n in names}, orient="row")
     return frame.select(["instrument_id", "ts", *[n for n in names if n not in ("instrument_id", "ts")]])

@@ -20,13 +20,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
-import polars as pl
 import psycopg
 
 from marketdb.errors import InvalidInput
+from marketdb.lazy import lazy_module
 from marketdb.services.bars._aggregate import (
     aggregate,
     aggregate_many,
@@ -46,6 +45,13 @@ from marketdb.services.bars._store import (
     upsert_staged,
 )
 from marketdb.settings import DEFAULT_BAR_INTERVALS
+
+if TYPE_CHECKING:
+    import numpy as np
+    import polars as pl
+else:
+    np = lazy_module("numpy")
+    pl = lazy_module("polars")
 
 __all__ = ["BarUpdate", "update_bars"]
 

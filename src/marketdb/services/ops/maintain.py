@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MaintainContext",
     "MaintainHook",
+    "MaintainProgress",
     "MaintainReport",
     "MaintainStep",
     "default_hooks",
@@ -128,6 +130,8 @@ class MaintainContext:
 
 
 MaintainHook = Callable[[MaintainContext], str | None]
+MaintainProgress = Callable[[int, int, str], None]
+"""``progress(done, total, next_phase)``, see :func:`run_maintain`."""
 
 
 def default_hooks() -> list[MaintainHook]:
@@ -354,8 +358,12 @@ def run_maintain(
     batch_size: int = 10_000,
     hooks: Sequence[MaintainHook] = (),
     actor: Actor | None = None,
+    progress: MaintainProgress | None = None,
 ) -> MaintainReport:
     """One maintain run; see the module docstring.
+
+    ``progress(done, total, next_phase)`` counts phases (partitions ahead, each
+    retention policy, each hook): ``(0, total, first)`` first, then after each phase.
 
     Raises:
         InvalidInput: a naive ``now``, or ``days_ahead``/``batch_size`` out of range.
@@ -383,7 +391,7 @@ def run_maintain(
                     hint="let it finish; schedule runs further apart than one run takes",
                 )
         try:
-            report.steps.extend(_steps(db, now, dry_run, days_ahead, batch_size, hooks, actor))
+            report.steps.extend(_steps(db, now, dry_run, days_ahead, batch_size, hooks, actor, progress))
         finally:
             # A broken connection has released its session lock already; keep the original error.
             if not dry_run and not lock_conn.closed and not lock_conn.invalidated:
@@ -401,29 +409,46 @@ def _steps(
     batch_size: int,
     hooks: Sequence[MaintainHook],
     actor: Actor,
+    progress: MaintainProgress | None = None,
 ) -> Iterable[MaintainStep]:
     with db.transaction() as conn:
         policies = list_policies(conn)
         backend = timeseries.backend_for(conn)
     ts_policies = [p for p in policies if p.kind == "timeseries" and p.table in TIMESERIES_TABLES]
+    # Each phase: (what it is, a thunk yielding its steps); counted for progress.
+    phases: list[tuple[str, Callable[[], Iterable[MaintainStep]]]] = []
     if backend.self_managed:
-        yield MaintainStep(
+        skipped = MaintainStep(
             "partitions",
             None,
             "skip",
             f"{backend.name} creates chunks and runs retention jobs",
             status="skipped",
         )
+        phases.append(("partitions", lambda: [skipped]))
     else:
-        yield from _partitions_ahead(db, backend, ts_policies, now, days_ahead, dry_run)
+        phases.append(
+            ("partitions", lambda: _partitions_ahead(db, backend, ts_policies, now, days_ahead, dry_run))
+        )
         for p in ts_policies:
             if p.retain_for is not None:
-                yield from _partition_retention(db, backend, p, now, dry_run, actor)
+                retain = functools.partial(_partition_retention, db, backend, p, now, dry_run, actor)
+                phases.append((f"retention {p.table}", retain))
     order = list(ROW_RETENTION_TABLES)
     rows = sorted(
         (p for p in policies if p.kind == "rows"),
         key=lambda p: (order.index(p.table) if p.table in order else len(order), p.table),
     )
     for p in rows:
-        yield from _row_retention(db, p, now, dry_run, batch_size, actor)
-    yield from _run_hooks(MaintainContext(db=db, now=now, dry_run=dry_run, actor=actor), hooks)
+        delete = functools.partial(_row_retention, db, p, now, dry_run, batch_size, actor)
+        phases.append((f"retention {p.table}", delete))
+    ctx = MaintainContext(db=db, now=now, dry_run=dry_run, actor=actor)
+    for hook in hooks:
+        name = getattr(hook, "__name__", None) or type(hook).__name__
+        phases.append((f"hook {name}", functools.partial(_run_hooks, ctx, [hook])))
+    if progress is not None:
+        progress(0, len(phases), phases[0][0] if phases else "")
+    for done, (_what, phase) in enumerate(phases, 1):
+        yield from phase()
+        if progress is not None:
+            progress(done, len(phases), phases[done][0] if done < len(phases) else "done")

@@ -95,10 +95,12 @@ class Ops:
         days_ahead: int = 7,
         batch_size: int = 10_000,
         hooks: Sequence[_maintain.MaintainHook] | None = None,
+        progress: _maintain.MaintainProgress | None = None,
     ) -> _maintain.MaintainReport:
         """Partitions ahead, retention and hooks; ``dry_run`` reports without changing anything.
 
-        ``hooks`` replaces :attr:`hooks` for this run.
+        ``hooks`` replaces :attr:`hooks` for this run. ``progress(done, total, next_phase)``
+        counts phases (partitions, each retention policy, each hook).
         """
         return _maintain.run_maintain(
             self.db,
@@ -108,6 +110,7 @@ class Ops:
             batch_size=batch_size,
             hooks=self.hooks if hooks is None else hooks,
             actor=self.actor,
+            progress=progress,
         )
 
     # ---------------------------------------------------------------- backup

@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Literal
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING, Literal
 
 from marketdb.errors import InvalidInput
+from marketdb.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+else:
+    np = lazy_module("numpy")
+    pd = lazy_module("pandas")
 
 __all__ = ["Direction", "asof_merge", "left_times", "to_timedelta"]
 

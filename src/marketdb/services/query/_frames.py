@@ -15,14 +15,21 @@ stored as ``ts timestamptz`` (microseconds) plus ``ts_nanos`` (0..999);
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, cast
-
-import numpy as np
-import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from marketdb.errors import InvalidInput
+from marketdb.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
+else:
+    np = lazy_module("numpy")
+    pd = lazy_module("pandas")
+    pa = lazy_module("pyarrow")
+    pc = lazy_module("pyarrow.compute")
 
 __all__ = [
     "OUTPUTS",
@@ -38,7 +45,11 @@ __all__ = [
 Output = Literal["pandas", "polars", "arrow"]
 OUTPUTS: tuple[str, ...] = ("pandas", "polars", "arrow")
 
-_TS_NS_UTC = pa.timestamp("ns", tz="UTC")
+
+
+def _ts_ns_utc() -> pa.DataType:
+    """``timestamp[ns, UTC]`` (a function: pyarrow is imported on first use)."""
+    return pa.timestamp("ns", tz="UTC")
 
 
 def check_output(output: str) -> Output:
@@ -68,7 +79,7 @@ def reconstruct_ns(ts: pa.Array | pa.ChunkedArray, nanos: pa.Array | pa.ChunkedA
     values = us.to_numpy(zero_copy_only=False).astype(np.int64, copy=False) * 1000
     values = values + rest.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
     mask = ts.is_null().to_numpy(zero_copy_only=False) if ts.null_count else None
-    return pa.array(values, type=pa.int64(), mask=mask).cast(_TS_NS_UTC)
+    return pa.array(values, type=pa.int64(), mask=mask).cast(_ts_ns_utc())
 
 
 def split_ns(ns: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -100,10 +111,10 @@ def normalize_timestamps(table: pa.Table) -> pa.Table:
     cols = []
     changed = False
     for col in table.columns:
-        if pa.types.is_timestamp(col.type) and col.type != _TS_NS_UTC:
+        if pa.types.is_timestamp(col.type) and col.type != _ts_ns_utc():
             if col.type.tz is None:
                 col = pc.assume_timezone(col, "UTC")
-            col = col.cast(_TS_NS_UTC)
+            col = col.cast(_ts_ns_utc())
             changed = True
         elif pa.types.is_large_string(col.type):
             col = col.cast(pa.string())

@@ -20,12 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, overload
 
-import numpy as np
-import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
-
 from marketdb.errors import ConfigurationError, InvalidInput
+from marketdb.lazy import lazy_module
 from marketdb.services.bars import Interval, parse_interval
 from marketdb.services.instruments import resolve
 from marketdb.services.query import _sql
@@ -61,6 +57,17 @@ if TYPE_CHECKING:
     from marketdb.store.database import Database
 
     from .ports import Rollup
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
+else:
+    np = lazy_module("numpy")
+    pd = lazy_module("pandas")
+    pa = lazy_module("pyarrow")
+    pc = lazy_module("pyarrow.compute")
 
 __all__ = [
     "DEFAULT_BAR_COLUMNS",

@@ -24,18 +24,22 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-import pyarrow as pa
-
 from marketdb.errors import ConfigurationError, InternalError, InvalidInput, Unavailable
+from marketdb.lazy import LazyMapping, lazy_module
 from marketdb.store.copy import WIRE, decode_fixed
 from marketdb.store.errors import sqlstate, translate
 
 if TYPE_CHECKING:
     from marketdb.store.database import Database
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+else:
+    pa = lazy_module("pyarrow")
 
 __all__ = [
     "AdbcTransport",
@@ -51,18 +55,20 @@ log = logging.getLogger(__name__)
 TransportName = Literal["auto", "adbc", "copy"]
 
 #: PostgreSQL type name -> Arrow type, for the types the reads return.
-_ARROW_TYPES: dict[str, pa.DataType] = {
-    "timestamptz": pa.timestamp("us", tz="UTC"),
-    "date": pa.date32(),
-    "int2": pa.int16(),
-    "int4": pa.int32(),
-    "int8": pa.int64(),
-    "float4": pa.float32(),
-    "float8": pa.float64(),
-    "bool": pa.bool_(),
-    "text": pa.string(),
-    "float8[]": pa.list_(pa.float64()),
-}
+_ARROW_TYPES: Mapping[str, pa.DataType] = LazyMapping(
+    lambda: {
+        "timestamptz": pa.timestamp("us", tz="UTC"),
+        "date": pa.date32(),
+        "int2": pa.int16(),
+        "int4": pa.int32(),
+        "int8": pa.int64(),
+        "float4": pa.float32(),
+        "float8": pa.float64(),
+        "bool": pa.bool_(),
+        "text": pa.string(),
+        "float8[]": pa.list_(pa.float64()),
+    }
+)
 
 Column = tuple[str, str]
 """(output name, PostgreSQL type name) of one result column."""

@@ -190,8 +190,14 @@ class Trading:
         symbols: Sequence[str] = (),
         execution_mode: str = "paper",
         enabled: bool = False,
+        exist_ok: bool = False,
     ) -> Strategy:
-        """Create a strategy (:class:`Conflict` if the id exists). Mode is ``paper`` or ``live``."""
+        """Create a strategy; mode is ``paper`` or ``live``.
+
+        An existing id raises :class:`Conflict`, unless ``exist_ok=True``: then the
+        existing strategy is returned unchanged (get-or-create; the other arguments
+        are not compared or applied -- use :meth:`update_strategy` to change it).
+        """
         with self._tx("create_strategy") as conn:
             row, _ = _strategies.create_strategy(
                 conn,
@@ -206,6 +212,7 @@ class Trading:
                 symbols=symbols,
                 execution_mode=execution_mode,
                 enabled=enabled,
+                if_exists="skip" if exist_ok else "error",
             )
             return Strategy.from_row(row)
 

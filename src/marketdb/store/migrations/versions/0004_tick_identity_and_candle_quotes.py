@@ -23,12 +23,21 @@ Revises: 0003
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pyarrow as pa
 import sqlalchemy as sa
 from alembic import op
+
+from marketdb.lazy import LazyMapping, lazy_module
+
+# Alembic imports every revision to find the head (each CLI command's schema
+# check): numpy and pyarrow load only when this upgrade actually runs.
+if TYPE_CHECKING:
+    import numpy as np
+    import pyarrow as pa
+else:
+    np = lazy_module("numpy")
+    pa = lazy_module("pyarrow")
 
 revision: str = "0004"
 down_revision: str | None = "0003"
@@ -63,9 +72,9 @@ _COLUMNS = {
     "trades": ("price", "size", "side", "trade_id", "exchange", "conditions"),
     "quotes": ("bid", "ask", "bid_size", "ask_size", "exchange"),
 }
-_TYPES = {"price": pa.float64(), "size": pa.float64(), "side": pa.int8(), "bid": pa.float64(),
-          "ask": pa.float64(), "bid_size": pa.float64(), "ask_size": pa.float64(),
-          "trade_id": pa.string(), "exchange": pa.string(), "conditions": pa.string()}
+_TYPES = LazyMapping(lambda: {"price": pa.float64(), "size": pa.float64(), "side": pa.int8(),
+          "bid": pa.float64(), "ask": pa.float64(), "bid_size": pa.float64(), "ask_size": pa.float64(),
+          "trade_id": pa.string(), "exchange": pa.string(), "conditions": pa.string()})
 _CHUNK = 200_000
 _QUOTE_COLUMNS = (("bid", "bid"), ("ask", "ask"), ("bid_size", "bid size"),
                   ("ask_size", "ask size"))
