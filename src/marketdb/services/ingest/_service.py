@@ -158,6 +158,7 @@ class Ingest:
     ) -> None:
         self.db = db
         self.on_trades_inserted: list[TradesHook] = list(on_trades_inserted)
+        self._bars = bars
         if bars is not None:
             self.on_trades_inserted.append(_sink_hook(bars))
         self.batch_size = batch_size
@@ -361,6 +362,10 @@ class Ingest:
                 if spec.ts is None:
                     continue
                 rng = ts_range(table, spec.ts)
+                if rng is not None and name == "candles" and self._bars is not None:
+                    # roll-ups of provider candles: weeks and months start before them, sessions
+                    # may be labelled the day after
+                    rng = (rng[0].replace(day=1) - dt.timedelta(days=7), rng[1] + dt.timedelta(days=2))
                 if rng is not None:
                     from marketdb.store.timeseries import ensure_partitions
 
@@ -381,6 +386,9 @@ class Ingest:
                     result.count(name, "updated", counts.updated)
                     result.count(name, "duplicates", counts.duplicates)
                     stored += counts.inserted + counts.updated
+                    if name == "candles" and self._bars is not None and (counts.inserted or counts.updated):
+                        # provider candles roll up into the coarser intervals of their source
+                        self._bars.update_candles(conn, table)
                     if counts.inserted or counts.updated:
                         ids.update(pc.unique(table.column("instrument_id")).to_pylist())
                 bump_versions(conn, sorted(i for i in ids if i is not None), list(tables))

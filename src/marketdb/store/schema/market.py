@@ -212,6 +212,11 @@ candles = sa.Table(
     sa.Column("adj_volume", Float),
     sa.Column("div_cash", Float),
     sa.Column("split_factor", Float),
+    sa.Column(
+        "rolled_from",
+        sa.Text(),
+        comment="NULL: written; else the finer interval this provider roll-up was computed from",
+    ),
     sa.CheckConstraint("interval ~ '^[1-9][0-9]*(s|m|h|d|w|mo)$'", name="interval_format"),
     finite("open"),
     finite("high"),

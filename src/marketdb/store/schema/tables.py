@@ -25,7 +25,7 @@ from marketdb.store.schema.market import (
     timeseries_policies,
     trades,
 )
-from marketdb.store.schema.ops import migration_log, retention_policies
+from marketdb.store.schema.ops import maintenance_runs, migration_log, retention_policies
 from marketdb.store.schema.trading import (
     executions,
     heston_parameters,
@@ -53,6 +53,7 @@ __all__ = [
     "heston_parameters",
     "instruments",
     "metadata",
+    "maintenance_runs",
     "migration_log",
     "options_chains",
     "order_book_snapshots",
