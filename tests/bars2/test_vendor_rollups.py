@@ -56,12 +56,18 @@ def by_sessions(minutes: pd.DataFrame, calendar: str | None) -> pd.DataFrame:
     if calendar is None:
         return resampled(minutes, "1D")
     lo, hi = minutes["ts"].min(), minutes["ts"].max()
-    cal = xcals.get_calendar(calendar, start=(lo - pd.Timedelta(days=5)).date(), end=(hi + pd.Timedelta(days=5)).date())
+    cal = xcals.get_calendar(
+        calendar, start=(lo - pd.Timedelta(days=5)).date(), end=(hi + pd.Timedelta(days=5)).date()
+    )
     sched = cal.schedule
     label = pd.Series(pd.NaT, index=minutes.index, dtype="datetime64[ns, UTC]")
     for session, row in sched.iterrows():
         inside = (minutes["ts"] >= row["open"]) & (minutes["ts"] < row["close"])
-        label[inside] = pd.Timestamp(session).tz_localize("UTC") if pd.Timestamp(session).tzinfo is None else pd.Timestamp(session)
+        label[inside] = (
+            pd.Timestamp(session).tz_localize("UTC")
+            if pd.Timestamp(session).tzinfo is None
+            else pd.Timestamp(session)
+        )
     frame = minutes.assign(label=label).dropna(subset=["label"])
     return frame.groupby("label")[OHLCV].agg(AGG).rename_axis("ts")  # type: ignore[arg-type]
 
@@ -76,7 +82,8 @@ def weeks_months(daily: pd.DataFrame, kind: str) -> pd.DataFrame:
 
 
 def assert_same(got: pd.DataFrame, want: pd.DataFrame, what: str) -> None:
-    assert len(got) == len(want) and len(want) > 0, (what, len(got), len(want))
+    assert len(want) > 0, what
+    assert len(got) == len(want), (what, len(got), len(want))
     assert list(got.index) == list(want.index), what
     for col in OHLCV:
         assert got[col].tolist() == pytest.approx(want[col].tolist(), rel=1e-12, abs=0), (what, col)
@@ -108,7 +115,11 @@ def test_cme_minute_candles_roll_up_like_pandas_and_read_at_every_interval(db: m
         assert set(got["rolled_from"]) == {"1d"}
         assert_same(got, weeks_months(daily, kind), kind)
     # Reads without a source find them and say which source they used.
-    for interval, want in (("1h", resampled(minutes, "1h")), ("1d", daily), ("1w", weeks_months(daily, "1w"))):
+    for interval, want in (
+        ("1h", resampled(minutes, "1h")),
+        ("1d", daily),
+        ("1w", weeks_months(daily, "1w")),
+    ):
         frame = db.query.bars("6EH4", interval)
         assert set(frame["source"]) == {"xcme"}, interval
         assert len(frame) == len(want), interval
@@ -130,8 +141,9 @@ def test_late_and_corrected_vendor_candles_keep_roll_ups_exact(db: marketdb.Mark
     fixed.loc[pick, "close"] = fixed.loc[pick, "close"] + 0.001
     fixed.loc[pick, "high"] = fixed.loc[pick, ["high", "close"]].max(axis=1)
     fixed.loc[pick, "volume"] = fixed.loc[pick, "volume"] + 7
-    res = db.ingest.write_candles(fixed.iloc[sorted(pick)], symbol="6EH4", interval="1m", source="xcme",
-                                  on_conflict="update")
+    res = db.ingest.write_candles(
+        fixed.iloc[sorted(pick)], symbol="6EH4", interval="1m", source="xcme", on_conflict="update"
+    )
     assert res.updated == len(pick)
     for interval, rule in (("5m", "5min"), ("1h", "1h")):
         assert_same(stored(db, iid, interval, "xcme"), resampled(fixed, rule), interval)
@@ -189,7 +201,9 @@ def test_daily_csv_bars_roll_up_to_weeks_and_months(db: marketdb.MarketDB, symbo
 @needs_real
 def test_polygon_daily_aggregates_roll_up_to_a_week(db: marketdb.MarketDB) -> None:
     body = json.loads(
-        (REAL / "polygon-client-python/mocks/v2/aggs/ticker/AAPL/range/1/day/2005-04-01/2005-04-04.json").read_text()
+        (
+            REAL / "polygon-client-python/mocks/v2/aggs/ticker/AAPL/range/1/day/2005-04-01/2005-04-04.json"
+        ).read_text()
     )
     iid = add_instrument(db, "AAPL", "XNYS")
     db.ingest.write_candles(body["results"], symbol="AAPL", interval="1d", source="polygon")
@@ -235,7 +249,9 @@ def test_precedence_trades_first_then_the_preferred_vendor(db: marketdb.MarketDB
     add_instrument(db, "PP", "24/7")
     minutes = _minutes("2024-05-01 00:00", 120)
     db.ingest.write_candles(minutes, symbol="PP", interval="1m", source="zeta")
-    db.ingest.write_candles(minutes.assign(close=minutes["close"]), symbol="PP", interval="1m", source="polygon")
+    db.ingest.write_candles(
+        minutes.assign(close=minutes["close"]), symbol="PP", interval="1m", source="polygon"
+    )
     assert set(db.query.bars("PP", "1h")["source"]) == {"polygon"}  # listed vendor before unlisted
     assert set(db.query.bars("PP", "3h")["source"]) == {"polygon"}  # on-demand roll-up too
     assert set(db.query.bars("PP", "1h", source="zeta")["source"]) == {"zeta"}

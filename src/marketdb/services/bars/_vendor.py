@@ -67,7 +67,11 @@ def rollup_targets(written: Interval, stored: Sequence[Interval]) -> list[tuple[
         if tgt == written:
             continue
         if tgt.kind == "fixed":
-            if written.kind == "fixed" and tgt.width_ns > written.width_ns and tgt.width_ns % written.width_ns == 0:
+            if (
+                written.kind == "fixed"
+                and tgt.width_ns > written.width_ns
+                and tgt.width_ns % written.width_ns == 0
+            ):
                 out.append((tgt, written))
         elif tgt.kind == "session":
             if written.kind == "fixed" and NS_PER_DAY % written.width_ns == 0:
@@ -97,7 +101,7 @@ def _label_range(iv: Interval, lo_ns: int, hi_ns: int) -> tuple[int, int]:
 
 
 def _insert(target: sql.Composable, interval: str, rolled_from: str) -> sql.Composed:
-    cols = list(BAR_OUTPUT) + ["interval", "rolled_from"]
+    cols = [*BAR_OUTPUT, "interval", "rolled_from"]
     return sql.SQL(
         "INSERT INTO {candles} ({cols}) SELECT r.*, {iv}, {rf} FROM ({q}) r "
         "ON CONFLICT (instrument_id, interval, ts, source) DO NOTHING"
@@ -122,7 +126,9 @@ def _delete_rolled(
     )
 
 
-def _session_sql(inst: int, source: str, frm: Interval, labels: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> sql.Composed:
+def _session_sql(
+    inst: int, source: str, frm: Interval, labels: np.ndarray, lo: np.ndarray, hi: np.ndarray
+) -> sql.Composed:
     """Roll ``frm`` candles up into sessions given as (label, start, end) arrays."""
     return sql.SQL(
         """
@@ -288,4 +294,3 @@ def rollup_written_candles(
             calendar=cals.get(inst),
         )
     return total
-

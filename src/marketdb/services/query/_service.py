@@ -673,7 +673,9 @@ class Query:
                 except InvalidInput:
                     continue
             if not usable:
-                what = ", ".join(f"{name} from {src} ({lo:%Y-%m-%d}..{hi:%Y-%m-%d})" for src, name, lo, hi in avail)
+                what = ", ".join(
+                    f"{name} from {src} ({lo:%Y-%m-%d}..{hi:%Y-%m-%d})" for src, name, lo, hi in avail
+                )
                 missing.append(f"{inst.symbol}: {what}")
         if missing:
             wanted = f"source {'/'.join(sources)}" if sources else "any source"
