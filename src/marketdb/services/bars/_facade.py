@@ -24,6 +24,7 @@ from marketdb.services.bars._recompute import (
     rebuild_instrument,
     verify_instrument,
 )
+from marketdb.services.bars._refresh import BarRefresher
 from marketdb.services.bars._store import DERIVED_SOURCE, lock_instruments, trade_reader
 from marketdb.services.bars._update import BarUpdate, update_bars
 from marketdb.services.bars._vendor import rollup_written_candles
@@ -120,6 +121,12 @@ class Bars:
         calendar, ``1d`` -> ``1w``, ``1mo``); see :func:`~._vendor.rollup_written_candles`.
         Returns the number of roll-up rows written."""
         return rollup_written_candles(conn, candles, stored=self.intervals, calendars=self.calendars)
+
+    def refresher(self, *, debounce: float = 0.5) -> BarRefresher:
+        """A :class:`~._refresh.BarRefresher`: brings rows other writers committed (plain SQL,
+        COPY, other languages) into the stored bars, from touched ranges or by listening to
+        the change-capture channel."""
+        return BarRefresher(self, debounce=debounce)
 
     # ------------------------------------------------------------- on demand
     def rollup(
