@@ -181,3 +181,53 @@ def test_any_interleaving_gives_the_bars_of_a_full_recomputation(db: marketdb.Ma
             calendar="24/7",
         )
     assert _rollups(db, iid) == stored
+
+
+def test_the_refresher_listens_to_change_capture_notifications(db: marketdb.MarketDB) -> None:
+    import threading
+
+    with db.transaction() as conn:
+        iid = int(
+            conn.execute(
+                sa.insert(t.instruments).values(symbol="LSN", calendar="24/7").returning(t.instruments.c.id)
+            ).scalar_one()
+        )
+    with db.raw() as conn:
+        ensure_partitions(conn, "trades", BASE, BASE + dt.timedelta(days=1))
+        ensure_partitions(conn, "candles", BASE - dt.timedelta(days=40), BASE + dt.timedelta(days=40))
+    rows = [
+        {"instrument_id": iid, "ts": BASE + dt.timedelta(minutes=m), "seq": 0, "price": 10.0 + m, "size": 1.0}
+        for m in range(3)
+    ]
+    refresher = db.bars.refresher(debounce=0.1)
+    result = {}
+    worker = threading.Thread(target=lambda: result.setdefault("r", refresher.listen(timeout=120)))
+    worker.start()
+    try:
+        for _ in range(200):  # until the listener has subscribed
+            with db.transaction() as conn:
+                active = conn.execute(
+                    sa.text("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'LISTEN%'")
+                ).scalar_one()
+            if active:
+                break
+            threading.Event().wait(0.05)
+        with db.transaction() as conn:  # a plain SQL writer; the capture trigger's notification
+            conn.execute(sa.insert(t.trades), rows)
+            conn.execute(sa.select(sa.func.pg_notify("marketdb_changes", _payload_trades(rows))))
+        for _ in range(600):
+            with db.transaction() as conn:
+                n = conn.execute(
+                    sa.select(sa.func.count())
+                    .select_from(t.candles)
+                    .where(t.candles.c.instrument_id == iid, t.candles.c.interval == "1d")
+                ).scalar_one()
+            if n:
+                break
+            threading.Event().wait(0.1)
+    finally:
+        refresher.stop()
+        worker.join(120)
+    assert result["r"].ranges == 1
+    assert result["r"].bars_fixed > 0
+    assert db.bars.verify(["LSN"]).ok
