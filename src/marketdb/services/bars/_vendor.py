@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -37,12 +38,31 @@ from marketdb.services.bars._ondemand import BAR_OUTPUT, ROLLUP_AGGREGATES, roll
 from marketdb.services.bars._store import DERIVED_SOURCE, instrument_calendars
 from marketdb.store.schema import tables as t
 
-__all__ = ["VENDOR_EXTRA_TARGETS", "rollup_targets", "rollup_written_candles", "vendor_rollup"]
+__all__ = [
+    "VENDOR_EXTRA_TARGETS",
+    "VendorUpdate",
+    "actions_from_candles",
+    "rollup_targets",
+    "rollup_written_candles",
+    "vendor_rollup",
+]
 
 #: Intervals provider candles roll up into besides ``Settings.bar_intervals``.
 VENDOR_EXTRA_TARGETS: tuple[str, ...] = ("1w", "1mo")
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _KIND = {"fixed": 0, "session": 1, "week": 2, "month": 3}
+
+
+@dataclass(slots=True)
+class VendorUpdate:
+    """What writing provider candles did besides storing them."""
+
+    #: roll-up rows written
+    rollups: int = 0
+    #: corporate actions recorded from the candles' split factor / cash dividend columns
+    actions: int = 0
+    #: actions that disagree with another source's action (reported, not merged)
+    conflicts: list[str] = field(default_factory=list)
 
 
 def _dt(ns: int) -> dt.datetime:
@@ -294,3 +314,64 @@ def rollup_written_candles(
             calendar=cals.get(inst),
         )
     return total
+
+
+def actions_from_candles(conn: psycopg.Connection[Any], table: pa.Table) -> tuple[int, list[str]]:
+    """Record the corporate actions a provider's daily candles carry, with the provider as source.
+
+    A ``split_factor`` other than 1 (Tiingo ``splitFactor``, Quandl ``split_ratio``, Yahoo
+    ``Stock Splits``) on a ``1d`` candle is a split ex that session (ratio = the factor); a
+    ``div_cash`` above 0 (Tiingo ``divCash``, Quandl ``ex-dividend``, Yahoo ``Dividends``) is
+    a cash dividend ex that session. Stored once per (instrument, type, ex-date, source).
+    An action of another source for the same instrument, type and ex-date with a different
+    ratio or amount is a conflict: reported (returned), never merged. Returns (actions
+    recorded, conflicts).
+    """
+    cols = set(table.column_names)
+    if not {"instrument_id", "interval", "ts", "source"} <= cols or not ({"split_factor", "div_cash"} & cols):
+        return 0, []
+    found: list[tuple[int, str, dt.date, float | None, float | None, str]] = []
+    for r in table.to_pylist():
+        if r.get("interval") != "1d" or r.get("instrument_id") is None:
+            continue
+        src = r.get("source") or DERIVED_SOURCE
+        if src == DERIVED_SOURCE:
+            continue
+        ts = r["ts"]
+        day = ts.date() if hasattr(ts, "date") else ts
+        sf, dc = r.get("split_factor"), r.get("div_cash")
+        if sf is not None and sf > 0 and abs(sf - 1.0) > 1e-12:
+            found.append((int(r["instrument_id"]), "split", day, float(sf), None, src))
+        if dc is not None and dc > 0:
+            found.append((int(r["instrument_id"]), "cash_dividend", day, None, float(dc), src))
+    if not found:
+        return 0, []
+    ca = sql.Identifier(t.corporate_actions.name)
+    stored = 0
+    conflicts: list[str] = []
+    for iid, kind, day, ratio, amount, src in found:
+        cur = conn.execute(
+            sql.SQL(
+                "INSERT INTO {} (instrument_id, action_type, ex_date, ratio, amount, source) "
+                "VALUES (%s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT (instrument_id, action_type, ex_date, source) DO NOTHING"
+            ).format(ca),
+            (iid, kind, day, ratio, amount, src),
+        )
+        stored += max(cur.rowcount, 0)
+        others = conn.execute(
+            sql.SQL(
+                "SELECT source, ratio, amount FROM {} WHERE instrument_id = %s AND action_type = %s "
+                "AND ex_date = %s AND source <> %s"
+            ).format(ca),
+            (iid, kind, day, src),
+        ).fetchall()
+        mine = ratio if kind == "split" else amount
+        assert mine is not None
+        for other_src, o_ratio, o_amount in others:
+            theirs = o_ratio if kind == "split" else o_amount
+            if theirs is None or abs(float(theirs) - mine) > 1e-9 * max(1.0, abs(mine)):
+                conflicts.append(
+                    f"instrument {iid}: {kind} ex {day} is {mine:g} from {src} but {theirs} from {other_src}"
+                )
+    return stored, conflicts

@@ -388,7 +388,8 @@ class Ingest:
                     stored += counts.inserted + counts.updated
                     if name == "candles" and self._bars is not None and (counts.inserted or counts.updated):
                         # provider candles roll up into the coarser intervals of their source
-                        self._bars.update_candles(conn, table)
+                        done = self._bars.update_candles(conn, table)
+                        result.warnings.extend(getattr(done, "conflicts", None) or [])
                     if counts.inserted or counts.updated:
                         ids.update(pc.unique(table.column("instrument_id")).to_pylist())
                 bump_versions(conn, sorted(i for i in ids if i is not None), list(tables))
