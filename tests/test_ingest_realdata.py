@@ -39,7 +39,8 @@ def test_tiingo_daily_json_and_csv_are_the_same_bars(db: marketdb.MarketDB) -> N
     assert (second.inserted, second.duplicates) == (0, 10)  # parity: same keys, same values
     assert digest(db, "candles") == before
     with db.raw() as conn:
-        assert conn.execute("SELECT min(ts), max(split_factor) FROM candles").fetchone() == (
+        assert conn.execute(
+            "SELECT min(ts), max(split_factor) FROM candles WHERE interval = '1d'").fetchone() == (
             dt.datetime(2018, 1, 5, tzinfo=UTC), 1.0)
 
 
@@ -57,7 +58,8 @@ def test_zipline_daily_with_the_ko_split(db: marketdb.MarketDB) -> None:
                                   source="quandl", auto_register=True)
     assert res.inserted == 754
     with db.raw() as conn:
-        assert conn.execute("SELECT ts::date FROM candles WHERE split_factor = 2").fetchall() == [
+        assert conn.execute(
+            "SELECT ts::date FROM candles WHERE split_factor = 2 AND interval = '1d'").fetchall() == [
             (dt.date(2012, 8, 13),)]
 
 

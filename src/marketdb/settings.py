@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     bar_session: Literal["regular", "extended"] = "regular"
     #: Order in which bar sources are preferred when a read names none (None: 'trades' first).
     bar_source_preference: tuple[str, ...] | None = None
+    #: Dividend adjustment convention of adjusted reads: ``"crsp"`` (``1 - D/P_prev``) or
+    #: ``"vendor"`` (``P_prev/(P_prev + D)``, Tiingo and Quandl); ``MARKETDB_DIVIDEND_CONVENTION``.
+    dividend_convention: Literal["crsp", "vendor"] = "crsp"
     #: In-process cache of reads keyed by the instrument's data version; 0 disables it.
     query_cache_mb: float = 0
     statement_timeout_ms: int = 0

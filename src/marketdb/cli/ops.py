@@ -190,6 +190,14 @@ def maintain(
         str | None,
         typer.Option("--every", help="Run in a loop, e.g. 1h or 15min; Ctrl-C or SIGTERM stops it."),
     ] = None,
+    loop: Annotated[
+        bool,
+        typer.Option(
+            "--loop",
+            help="Run as the scheduler: every --every (default 1h), one runner across processes, "
+            "each run recorded (shown by `marketdb doctor`).",
+        ),
+    ] = False,
     days_ahead: Annotated[
         int, typer.Option("--days-ahead", help="Create day partitions this many days ahead.")
     ] = 7,
@@ -212,6 +220,8 @@ def maintain(
         period = parse_interval(every, what="--every")
         if period < _MIN_EVERY:
             raise InvalidInput("--every must be at least 1 minute", hint="e.g. --every 1h")
+    elif loop:
+        period = dt.timedelta(hours=1)
     with _ops(url) as ops:
         if period is None:
             with StepProgress("maintain", "steps") as progress:
@@ -234,12 +244,21 @@ def _loop(ops: Ops, period: dt.timedelta, *, dry_run: bool, days_ahead: int, fmt
 
     previous = signal.signal(signal.SIGTERM, _on_term)
     from marketdb.services.ops import format_interval
+    from marketdb.services.ops.scheduler import Scheduler
 
     err_console.print(f"maintain every {format_interval(period)}; Ctrl-C or SIGTERM stops it")
+    scheduler = Scheduler(ops, every=period, days_ahead=days_ahead)
     try:
         while not stop.is_set():
             try:
-                _print_report(ops.maintain(dry_run=dry_run, days_ahead=days_ahead), fmt, brief=True)
+                if dry_run:
+                    _print_report(ops.maintain(dry_run=True, days_ahead=days_ahead), fmt, brief=True)
+                else:
+                    run = scheduler.run_once()
+                    took = f"{run.seconds:.1f}s" if run.seconds is not None else "?"
+                    console.print(
+                        f"run {run.id} {run.status} in {took}" + (f": {run.error}" if run.error else "")
+                    )
             except MarketdbError as exc:  # e.g. the server restarting: try again next period
                 fail(exc)
             stop.wait(period.total_seconds())

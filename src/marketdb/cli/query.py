@@ -286,17 +286,29 @@ def chart(
     interval: Annotated[str, typer.Option("--interval", "-i", help="Bar interval.")] = "1d",
     start: StartOpt = None,
     end: EndOpt = None,
-    adjusted: Annotated[bool, typer.Option("--adjusted", help="Chart adjusted prices.")] = False,
+    adjusted: Annotated[
+        bool | None,
+        typer.Option(
+            "--adjusted/--raw",
+            help="Adjusted or raw prices (default: adjusted when the symbol has corporate actions).",
+            show_default=False,
+        ),
+    ] = None,
     as_of: Annotated[str | None, typer.Option("--as-of", help="Adjust as known then.")] = None,
     source: Annotated[str | None, typer.Option("--source", help="Only this bar source.")] = None,
     title: Annotated[str | None, typer.Option("--title", help="Chart title.")] = None,
     url: UrlOpt = None,
 ) -> None:
-    """Draw candlesticks with volume to a PNG (matplotlib) or HTML (plotly) file."""
+    """Draw candlesticks with volume to a PNG (matplotlib) or HTML (plotly) file.
+
+    Prices are split- and dividend-adjusted when the symbol has corporate actions (a daily
+    chart across a split has no cliff) unless --raw is given; the title says which."""
     from marketdb.services.query import render_chart
 
     db = connect_db(url)
     try:
+        if adjusted is None:
+            adjusted = not db.query.corporate_actions(symbol, as_of=as_of).empty
         df = db.query.bars(symbol, interval, start, end, adjusted=adjusted, as_of=as_of, source=source)
     finally:
         db.close()
@@ -305,6 +317,6 @@ def chart(
             f"no {interval} bars for {symbol.upper()} in that range",
             hint="check --start/--end and --interval (marketdb bars SYMBOL shows what is there)",
         )
-    label = title or f"{symbol.upper()} {interval}{' adjusted' if adjusted else ''}"
+    label = title or f"{symbol.upper()} {interval} ({'adjusted' if adjusted else 'raw, unadjusted'})"
     path = render_chart(df, output, title=label)
     console.print(f"wrote {len(df)} bars to {path}")

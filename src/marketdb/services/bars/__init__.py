@@ -34,6 +34,7 @@ from marketdb.services.bars._facade import Bars, maintenance_hook
 from marketdb.services.bars._intervals import Interval, parse_interval, rollup_source, stored_intervals
 from marketdb.services.bars._ondemand import BAR_OUTPUT, activity_bars, compute_bars, rollup_sql
 from marketdb.services.bars._recompute import BarDifference, RebuildReport, VerifyReport
+from marketdb.services.bars._refresh import BarRefresher, RefreshReport, Touched, parse_payload
 from marketdb.services.bars._store import DERIVED_SOURCE
 from marketdb.services.bars._update import BarUpdate, update_bars
 
@@ -42,12 +43,15 @@ __all__ = [
     "BAR_OUTPUT",
     "DERIVED_SOURCE",
     "BarDifference",
+    "BarRefresher",
     "BarUpdate",
     "Bars",
     "Calendars",
     "Interval",
     "RebuildReport",
+    "RefreshReport",
     "SessionMode",
+    "Touched",
     "VerifyReport",
     "activity_bars",
     "aggregate",
@@ -57,6 +61,7 @@ __all__ = [
     "maintenance_hook",
     "merge_partials",
     "parse_interval",
+    "parse_payload",
     "relabel",
     "rollup_source",
     "rollup_sql",

@@ -23,8 +23,10 @@ from marketdb.services.bars._recompute import (
     rebuild_instrument,
     verify_instrument,
 )
+from marketdb.services.bars._refresh import BarRefresher
 from marketdb.services.bars._store import DERIVED_SOURCE, lock_instruments, trade_reader
 from marketdb.services.bars._update import BarUpdate, update_bars
+from marketdb.services.bars._vendor import VendorUpdate, actions_from_candles, rollup_written_candles
 from marketdb.services.instruments import resolve
 from marketdb.store.schema import tables as t
 from marketdb.store.timeseries import ensure_partitions
@@ -120,6 +122,24 @@ class Bars:
             intervals=self.intervals,
             calendars=self.calendars,
         )
+
+    def update_candles(self, conn: psycopg.Connection[Any], candles: pa.Table) -> VendorUpdate:
+        """What writing provider candles implies, in ``conn``'s transaction: roll them up into
+        every coarser stored interval of their source (``1m`` -> ``5m``, ``15m``, ``1h``, ``1d``
+        by the exchange calendar, ``1d`` -> ``1w``, ``1mo``; see
+        :func:`~._vendor.rollup_written_candles`) and record the corporate actions their split
+        factor / cash dividend columns carry (:func:`~._vendor.actions_from_candles`; conflicts
+        with another source's actions are returned in ``conflicts``, not merged)."""
+        out = VendorUpdate()
+        out.rollups = rollup_written_candles(conn, candles, stored=self.intervals, calendars=self.calendars)
+        out.actions, out.conflicts = actions_from_candles(conn, candles)
+        return out
+
+    def refresher(self, *, debounce: float = 0.5) -> BarRefresher:
+        """A :class:`~._refresh.BarRefresher`: brings rows other writers committed (plain SQL,
+        COPY, other languages) into the stored bars, from touched ranges or by listening to
+        the change-capture channel."""
+        return BarRefresher(self, debounce=debounce)
 
     # ------------------------------------------------------------- on demand
     def rollup(

@@ -106,6 +106,24 @@ def _ceil_label(iv: Interval, ns: int) -> int:
     return floor if floor == day else int(next_label(iv, np.array([floor]))[0])
 
 
+#: The :data:`BAR_OUTPUT` columns after ``instrument_id, ts, source`` of a roll-up of the
+#: candles ``c`` of one group: open/close picked by time, high/low extremes, sums, the
+#: volume-weighted vwap, split factors multiplied.
+ROLLUP_AGGREGATES = sql.SQL(
+    """
+            (array_agg(c.open ORDER BY c.ts))[1], max(c.high), min(c.low),
+            (array_agg(c.close ORDER BY c.ts DESC))[1],
+            sum(c.volume),
+            sum(COALESCE(c.notional, c.vwap * c.volume)) / NULLIF(sum(c.volume), 0),
+            sum(c.trade_count)::int8, sum(c.notional), sum(c.buy_volume), sum(c.sell_volume),
+            min(c.first_ns), (array_agg(c.first_seq ORDER BY c.ts))[1],
+            max(c.last_ns), (array_agg(c.last_seq ORDER BY c.ts DESC))[1],
+            (array_agg(c.adj_open ORDER BY c.ts))[1], max(c.adj_high), min(c.adj_low),
+            (array_agg(c.adj_close ORDER BY c.ts DESC))[1], sum(c.adj_volume), sum(c.div_cash),
+            exp(sum(ln(c.split_factor)))"""
+)
+
+
 def rollup_sql(
     instrument_id: int,
     target: Interval | str,
@@ -150,17 +168,7 @@ def rollup_sql(
         where.append(sql.SQL("c.ts < {}").format(sql.Literal(hi_label)))
     return sql.SQL(
         """
-        SELECT c.instrument_id, {bucket} AS ts, {source} AS source,
-            (array_agg(c.open ORDER BY c.ts))[1], max(c.high), min(c.low),
-            (array_agg(c.close ORDER BY c.ts DESC))[1],
-            sum(c.volume),
-            sum(COALESCE(c.notional, c.vwap * c.volume)) / NULLIF(sum(c.volume), 0),
-            sum(c.trade_count)::int8, sum(c.notional), sum(c.buy_volume), sum(c.sell_volume),
-            min(c.first_ns), (array_agg(c.first_seq ORDER BY c.ts))[1],
-            max(c.last_ns), (array_agg(c.last_seq ORDER BY c.ts DESC))[1],
-            (array_agg(c.adj_open ORDER BY c.ts))[1], max(c.adj_high), min(c.adj_low),
-            (array_agg(c.adj_close ORDER BY c.ts DESC))[1], sum(c.adj_volume), sum(c.div_cash),
-            exp(sum(ln(c.split_factor)))
+        SELECT c.instrument_id, {bucket} AS ts, {source} AS source, {aggs}
         FROM {candles} c
         WHERE {where}
         GROUP BY c.instrument_id, 2
@@ -169,6 +177,7 @@ def rollup_sql(
     ).format(
         bucket=bucket,
         source=sql.Literal(source),
+        aggs=ROLLUP_AGGREGATES,
         candles=sql.Identifier(t.candles.name),
         where=sql.SQL(" AND ").join(where),
     )

@@ -211,7 +211,7 @@ CANDLES = Kind(
         Field("adj_low", "price"),
         Field("adj_close", "price", aliases=("adjusted_close",)),
         Field("adj_volume", "size"),
-        Field("div_cash", "size", aliases=("dividend", "dividends", "dividend_amount")),
+        Field("div_cash", "size", aliases=("dividend", "dividends", "dividend_amount", "ex_dividend")),
         Field("split_factor", "float", aliases=("split", "splits", "stock_splits", "split_ratio")),
         # closing quote of the bar (seed 004's market_data rows carry OHLCV with bid/ask)
         Field("bid", "quote_price", aliases=("bid_price", "best_bid", "close_bid")),

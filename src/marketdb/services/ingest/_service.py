@@ -189,6 +189,7 @@ class Ingest:
     ) -> None:
         self.db = db
         self.on_trades_inserted: list[TradesHook] = list(on_trades_inserted)
+        self._bars = bars
         if bars is not None:
             self.on_trades_inserted.append(_sink_hook(bars))
         self.batch_size = batch_size
@@ -407,8 +408,17 @@ class Ingest:
                     continue
                 from marketdb.store.timeseries import ensure_partitions_for
 
+                ts_col = table.column(spec.ts)
+                if name == "candles" and self._bars is not None:
+                    # roll-ups of provider candles: a week starts up to 6 days before its first
+                    # bar, and a session may be labelled the day after: those periods too
+                    ts_col = pa.chunked_array(
+                        [*ts_col.chunks,
+                         *pc.subtract(ts_col, pa.scalar(dt.timedelta(days=7))).chunks,
+                         *pc.add(ts_col, pa.scalar(dt.timedelta(days=2))).chunks]
+                    )
                 with self.db.raw() as conn:  # only the periods that hold rows (issue 10)
-                    ensure_partitions_for(conn, spec.table, table.column(spec.ts))
+                    ensure_partitions_for(conn, spec.table, ts_col)
             stored = 0
             result.add_time("partitions", time.perf_counter() - t0)
             with self.db.raw() as conn:
@@ -424,6 +434,10 @@ class Ingest:
                     result.count(name, "updated", counts.updated)
                     result.count(name, "duplicates", counts.duplicates)
                     stored += counts.inserted + counts.updated
+                    if name == "candles" and self._bars is not None and (counts.inserted or counts.updated):
+                        # provider candles roll up into the coarser intervals of their source
+                        done = self._bars.update_candles(conn, table)
+                        result.warnings.extend(getattr(done, "conflicts", None) or [])
                     if counts.inserted or counts.updated:
                         ids.update(pc.unique(table.column("instrument_id")).to_pylist())
                 bump_versions(conn, sorted(i for i in ids if i is not None), list(tables))

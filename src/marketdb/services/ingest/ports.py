@@ -31,3 +31,8 @@ class BarsSink(Protocol):
     ) -> object:
         """Fold (or recompute) the bars ``batch`` touched."""
         ...
+
+    def update_candles(self, conn: psycopg.Connection[Any], candles: pa.Table, /) -> object:
+        """Roll the provider candles just written (in ``conn``'s transaction) up into the
+        coarser stored intervals of their source."""
+        ...

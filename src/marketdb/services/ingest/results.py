@@ -66,6 +66,9 @@ class WriteResult:
     #: wall-clock seconds per stage (read, normalize, validate, partitions, copy, insert,
     #: hooks, commit): where the time of the call went
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    #: things written but worth a look, e.g. a split or dividend on provider candles that
+    #: disagrees with another source's corporate action (reported, not merged)
+    warnings: list[str] = field(default_factory=list)
 
     def add_time(self, stage: str, seconds: float) -> None:
         """Accumulate ``seconds`` of wall-clock time under ``stage``."""
@@ -99,6 +102,7 @@ class WriteResult:
         )
         for stage, secs in other.stage_seconds.items():
             self.add_time(stage, secs)
+        self.warnings.extend(other.warnings)
 
     def as_dict(self) -> dict[str, Any]:
         """Counters and timing as a plain dict (rejections summarised by rule)."""

@@ -395,6 +395,7 @@ def _schema(db: Database, now: dt.datetime) -> Iterable[Check]:
     yield from _audit_trigger(db)
     yield from _timeseries(db, now)
     yield from _row_retention(db)
+    yield from _maintenance_runs(db, now)
     yield from _scratch_databases(db)
 
 
@@ -702,6 +703,38 @@ def _row_retention(db: Database) -> Iterable[Check]:
             "row retention",
             "ok",
             ", ".join(f"{p.table} ({p.time_column})" for p in rows) + " (applied by `marketdb maintain`)",
+        )
+
+
+def _maintenance_runs(db: Database, now: dt.datetime) -> Iterable[Check]:
+    """The latest maintenance runs (``maintenance_runs``): when, who, how long, what, errors."""
+    from marketdb.services.ops.scheduler import latest_runs
+
+    with db.engine.connect() as conn:
+        runs = latest_runs(conn, 5)
+    if not runs:
+        yield Check(
+            "health",
+            "maintenance runs",
+            "info",
+            "no recorded maintenance run",
+            "run `marketdb maintain --loop` (or a server with the background runner) so partitions, "
+            "retention and bar checks happen without cron",
+        )
+        return
+    for run in runs:
+        took = f"{run.seconds:.1f}s" if run.seconds is not None else "still running"
+        did = sum(1 for s in run.steps if s.get("status") in ("done", "planned"))
+        status: CheckStatus = "fail" if run.status == "failed" else "ok"
+        if run.status == "failed" and run is not runs[0]:
+            status = "warn"  # an older failure; the latest run is what counts
+        yield Check(
+            "health",
+            "maintenance runs",
+            status,
+            f"{run.started_at:%Y-%m-%d %H:%M:%S} UTC by {run.runner}: {run.status}, {took}, "
+            f"{did} step(s) done" + (f"; {run.error}" if run.error else ""),
+            "see the error; `marketdb maintain` runs one by hand" if run.status == "failed" else None,
         )
 
 

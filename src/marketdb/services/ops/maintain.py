@@ -229,9 +229,17 @@ def _partition_retention(
 ) -> Iterable[MaintainStep]:
     assert policy.retain_for is not None
     cutoff = now - policy.retain_for
+    held: list[MaintainStep] = []
     try:
         with db.transaction() as conn:
             old = backend.expired_partitions(conn, policy.table, cutoff)
+            bounds = dict(timeseries.list_partitions(conn, policy.table))
+        if policy.table == "trades" and old and not dry_run:
+            # never drop raw trades whose bars are not stored and verified
+            ranges = {n: r for n in old if (r := timeseries.partition_range(bounds.get(n, ""))) is not None}
+            kept, held = _bars_verified(db, ranges)
+            old = [n for n in old if n in kept]
+        with db.transaction() as conn:
             if old and not dry_run:
                 _set_ddl_lock_timeout(conn)
                 backend.drop_partitions(conn, policy.table, old)
@@ -247,6 +255,7 @@ def _partition_retention(
     except Exception as exc:
         yield _error("retention", policy.table, "drop partition", exc)
         return
+    yield from held
     for name in old:
         yield MaintainStep(
             "retention",
@@ -255,6 +264,49 @@ def _partition_retention(
             name,
             status="planned" if dry_run else "done",
         )
+
+
+def _bars_verified(
+    db: Database, ranges: dict[str, tuple[dt.datetime | None, dt.datetime | None]]
+) -> tuple[dict[str, tuple[dt.datetime | None, dt.datetime | None]], list[MaintainStep]]:
+    """Keep only the trades partitions whose bars are stored and verified.
+
+    Retention never drops raw trades whose bars are not yet right: the bars of each
+    partition's range are verified (and repaired) first; a partition whose bars still differ
+    after the repair, or cannot be checked, is kept and reported as a skipped step.
+    """
+    if not db.settings.bar_intervals:
+        return ranges, []
+    from marketdb.services.bars import Bars
+
+    bars = Bars(db)
+    keep: dict[str, tuple[dt.datetime | None, dt.datetime | None]] = {}
+    held: list[MaintainStep] = []
+    for name, (lo, hi) in ranges.items():
+        try:
+            first = bars.verify(since=lo, until=hi, repair=True)
+            ok = first.ok or bars.verify(since=lo, until=hi).ok
+        except Exception as exc:  # kept: the bars could not be checked
+            held.append(
+                MaintainStep(
+                    "retention", "trades", "keep partition", f"{name}: bars not verified ({exc})",
+                    status="skipped",
+                )
+            )
+            continue
+        if ok:
+            keep[name] = (lo, hi)
+        else:
+            held.append(
+                MaintainStep(
+                    "retention",
+                    "trades",
+                    "keep partition",
+                    f"{name}: its bars still differ from its trades after repair",
+                    status="skipped",
+                )
+            )
+    return keep, held
 
 
 def _restricting_children(table: sa.Table) -> list[tuple[sa.Table, list[tuple[str, str]]]]:

@@ -10,9 +10,12 @@ The method (documented in ``docs/query.md``):
   for 1:10 reverse) ex on date E multiplies every price before E by ``1/r``
   and every volume before E by ``r``.
 * A **cash dividend** D per share ex on date E multiplies every price before
-  E by ``1 - D / P``, where P is the raw close of the last session before E
-  expressed in the share basis of E (divided by the ratio of any split that
-  also goes ex after that session and on or before E). Volumes are unchanged.
+  E by ``1 - D / P`` (convention ``"crsp"``, the default) or by ``P / (P + D)``
+  (convention ``"vendor"``: Tiingo's and Quandl's adjusted columns), where P is
+  the raw close of the last session before E expressed in the share basis of E
+  (divided by the ratio of any split that also goes ex after that session and on
+  or before E). The two differ by about ``(D / P)**2`` per dividend. Volumes are
+  unchanged.
 * The factor of a bar is the product of the factors of every action whose
   ex-date is after the bar's session date. Bars on or after the newest
   ex-date are unchanged, so the most recent prices always equal the raw ones.
@@ -41,12 +44,34 @@ else:
 __all__ = [
     "ADJUSTED_PRICE_COLUMNS",
     "ADJUSTED_VOLUME_COLUMNS",
+    "DIVIDEND_CONVENTIONS",
     "AdjustmentFactors",
     "CorporateAction",
+    "DividendConvention",
     "actions_known_at",
     "adjust_bars",
     "adjustment_factors",
+    "check_convention",
 ]
+
+#: How a cash dividend D with reference close P becomes a price factor:
+#: ``"crsp"`` is ``1 - D / P`` (CRSP, Yahoo); ``"vendor"`` is ``P / (P + D)`` (Tiingo, Quandl).
+DividendConvention = Literal["crsp", "vendor"]
+DIVIDEND_CONVENTIONS: tuple[str, ...] = ("crsp", "vendor")
+
+
+def check_convention(value: object) -> DividendConvention:
+    """Validate a dividend convention name (``"crsp"`` or ``"vendor"``)."""
+    if value == "crsp":
+        return "crsp"
+    if value == "vendor":
+        return "vendor"
+    raise InvalidInput(
+        f"unknown dividend convention {value!r}",
+        hint="use 'crsp' (1 - D/P_prev, CRSP and Yahoo) or 'vendor' (P_prev/(P_prev + D), "
+        "Tiingo and Quandl)",
+    )
+
 
 #: Bar columns multiplied by the price factor.
 ADJUSTED_PRICE_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close", "vwap")
@@ -143,14 +168,18 @@ def adjustment_factors(
     sessions: object,
     closes: object,
     actions: Sequence[CorporateAction],
+    *,
+    dividends: DividendConvention = "crsp",
 ) -> AdjustmentFactors:
     """Backward cumulative price and volume factors for bars on ``sessions``.
 
     ``sessions`` are the bars' session dates (any order), ``closes`` their raw
     closes (used for a dividend's reference close when the action carries
     none). ``actions`` must already be filtered to what is known (see
-    :func:`actions_known_at`). Returns one price and one volume factor per bar.
+    :func:`actions_known_at`). ``dividends`` picks the dividend convention (module
+    docstring). Returns one price and one volume factor per bar.
     """
+    dividends = check_convention(dividends)
     days = _session_days(sessions)
     close_arr = np.asarray(closes, dtype=np.float64)
     if close_arr.shape != days.shape:
@@ -212,7 +241,7 @@ def adjustment_factors(
                     f"no usable close before the dividend ex {a.ex_date} (got {ref_close!r})",
                     hint="load the bars of the session before the ex-date",
                 )
-            f = 1.0 - d * basis / ref_close
+            f = 1.0 - d * basis / ref_close if dividends == "crsp" else ref_close / (ref_close + d * basis)
             if f <= 0:
                 raise InvalidInput(
                     f"dividend {d} ex {a.ex_date} is not smaller than the previous close "
@@ -248,6 +277,7 @@ def adjust_bars(
     actions: Sequence[CorporateAction],
     *,
     keep_factors: bool = False,
+    dividends: DividendConvention = "crsp",
 ) -> pd.DataFrame:
     """Return a copy of ``bars`` with prices and volumes adjusted.
 
@@ -259,7 +289,9 @@ def adjust_bars(
     """
     if "close" not in bars.columns:
         raise InvalidInput("bars need a 'close' column to be adjusted")
-    factors = adjustment_factors(sessions, bars["close"].to_numpy(dtype=np.float64), actions)
+    factors = adjustment_factors(
+        sessions, bars["close"].to_numpy(dtype=np.float64), actions, dividends=dividends
+    )
     out = bars.copy()
     for col in ADJUSTED_PRICE_COLUMNS:
         if col in out.columns:

@@ -21,7 +21,7 @@ else:
     np = lazy_module("numpy")
     pd = lazy_module("pandas")
 
-__all__ = ["CHART_FORMATS", "render_chart"]
+__all__ = ["CHART_FORMATS", "render_chart", "tick_positions"]
 
 #: File suffixes :func:`render_chart` can write.
 CHART_FORMATS: tuple[str, ...] = (".png", ".svg", ".pdf", ".html")
@@ -80,6 +80,29 @@ def render_chart(
     return path
 
 
+def tick_positions(index: pd.DatetimeIndex, max_ticks: int = 10) -> list[int]:
+    """Bar positions to label on the x axis.
+
+    Daily and coarser bars: evenly spaced bars. Intraday bars: the first bar of a day,
+    every k-th day (k so that at most ``max_ticks`` labels show), so labels stay at the same
+    time of day; spacing them a fixed number of bars apart drifted them by an hour a day on
+    1h charts, whose days do not hold a whole number of ticks' worth of bars.
+    """
+    n = len(index)
+    if n == 0:
+        return []
+    if _is_daily(index):
+        step = max(1, -(-n // max_ticks))
+        return list(range(0, n, step))
+    days = np.asarray(index.normalize().asi8)
+    starts = [0] + [i for i in range(1, n) if days[i] != days[i - 1]]
+    if len(starts) <= 1:
+        step = max(1, -(-n // max_ticks))
+        return list(range(0, n, step))
+    k = max(1, -(-len(starts) // max_ticks))
+    return starts[::k]
+
+
 def _labels(index: pd.DatetimeIndex) -> list[str]:
     fmt = "%Y-%m-%d" if _is_daily(index) else "%Y-%m-%d %H:%M"
     return [ts.strftime(fmt) for ts in index]
@@ -91,7 +114,7 @@ def _render_matplotlib(
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
-        from matplotlib.ticker import FuncFormatter, MaxNLocator
+        from matplotlib.ticker import FixedLocator, FuncFormatter
     except ImportError as exc:
         raise ConfigurationError(
             "PNG/SVG/PDF charts need matplotlib, which is not installed",
@@ -106,6 +129,7 @@ def _render_matplotlib(
     colors = np.where(up, _UP, _DOWN)
     x = np.arange(len(bars))
     labels = _labels(bars.index)
+    ticks = tick_positions(pd.DatetimeIndex(bars.index), 8)
 
     dpi = 100
     fig = Figure(figsize=(width / dpi, height / dpi), dpi=dpi)
@@ -137,13 +161,13 @@ def _render_matplotlib(
         axv.bar(x, vol, width=width_bar, color=colors, alpha=0.7, linewidth=0)
         axv.set_ylabel("volume")
         axv.grid(True, alpha=0.25)
-        axv.xaxis.set_major_locator(MaxNLocator(nbins=8, integer=True))
+        axv.xaxis.set_major_locator(FixedLocator(ticks))
         axv.xaxis.set_major_formatter(FuncFormatter(_fmt))
         for lab in ax.get_xticklabels():
             lab.set_visible(False)
         bottom = axv
     else:
-        ax.xaxis.set_major_locator(MaxNLocator(nbins=8, integer=True))
+        ax.xaxis.set_major_locator(FixedLocator(ticks))
         ax.xaxis.set_major_formatter(FuncFormatter(_fmt))
         bottom = ax
     for lab in bottom.get_xticklabels():
@@ -201,7 +225,8 @@ def _render_plotly(
             row=2,
             col=1,
         )
-    fig.update_xaxes(type="category", nticks=10)
+    ticks = tick_positions(pd.DatetimeIndex(bars.index), 10)
+    fig.update_xaxes(type="category", tickvals=[x[i] for i in ticks], ticktext=[x[i] for i in ticks])
     fig.update_layout(
         title=title,
         width=width,

@@ -20,16 +20,20 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, overload
 
-from marketdb.errors import ConfigurationError, InvalidInput
+from psycopg import sql as psql
+
+from marketdb.errors import ConfigurationError, InvalidInput, NotFound
 from marketdb.lazy import lazy_module
-from marketdb.services.bars import Interval, parse_interval
+from marketdb.services.bars import Interval, parse_interval, rollup_source
 from marketdb.services.instruments import resolve
 from marketdb.services.query import _sql
 from marketdb.services.query._adjust import (
     ADJUSTED_PRICE_COLUMNS,
     ADJUSTED_VOLUME_COLUMNS,
     CorporateAction,
+    DividendConvention,
     adjustment_factors,
+    check_convention,
 )
 from marketdb.services.query._asof import Direction, asof_merge, left_times, to_timedelta
 from marketdb.services.query._cache import ArrowCache
@@ -98,6 +102,9 @@ DEFAULT_SOURCE_PREFERENCE: tuple[str, ...] = (
     "parquet",
     "manual",
 )
+#: Relative difference below which a provider's adjusted value "agrees within float
+#: rounding" with marketdb's (providers publish adjusted prices with ~10 significant digits).
+ROUNDING_RTOL = 1e-8
 #: Columns a bars read returns unless ``columns=`` says otherwise (plus ts, source).
 DEFAULT_BAR_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close", "volume", "vwap", "trade_count")
 #: Columns of ticks / quotes reads unless ``columns=`` says otherwise (plus ts).
@@ -135,20 +142,33 @@ class AdjustmentCheck:
     rows: int
     max_rel_diff: float
     mismatches: pd.DataFrame = field(repr=False)
+    #: The dividend convention the provider's series follows (the closer of the two), None
+    #: when there was nothing to compare.
+    convention: str | None = None
+    #: Largest relative difference under each convention (``"crsp"``, ``"vendor"``).
+    by_convention: dict[str, float] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
         """True when every compared value agrees within the tolerance."""
         return bool(self.mismatches.empty)
 
+    @property
+    def within_rounding(self) -> bool:
+        """True when the series agrees with its convention within float rounding
+        (:data:`ROUNDING_RTOL`)."""
+        return self.rows > 0 and self.max_rel_diff <= ROUNDING_RTOL
+
     def summary(self) -> str:
         """One line for people."""
         if self.rows == 0:
             return f"{self.symbol} {self.interval} {self.source}: no provider-adjusted bars to compare"
         verdict = "agree" if self.ok else f"{len(self.mismatches)} values differ"
+        conv = f"; dividends follow the {self.convention} convention" if self.convention else ""
+        rounding = " (within float rounding)" if self.within_rounding else ""
         return (
             f"{self.symbol} {self.interval} {self.source}: {self.rows} bars, {verdict} "
-            f"(max relative difference {self.max_rel_diff:.3g})"
+            f"(max relative difference {self.max_rel_diff:.3g}){conv}{rounding}"
         )
 
 
@@ -475,6 +495,7 @@ class Query:
         self, symbols: Symbols, interval: str = ..., start: object = ..., end: object = ..., *,
         adjusted: bool = ..., as_of: object = ..., source: str | Sequence[str] | None = ...,
         columns: Sequence[str] | None = ..., output: Literal["pandas"] = ...,
+        dividends: DividendConvention | None = ...,
     ) -> pd.DataFrame: ...
 
     @overload
@@ -482,6 +503,7 @@ class Query:
         self, symbols: Symbols, interval: str = ..., start: object = ..., end: object = ..., *,
         adjusted: bool = ..., as_of: object = ..., source: str | Sequence[str] | None = ...,
         columns: Sequence[str] | None = ..., output: Literal["polars"],
+        dividends: DividendConvention | None = ...,
     ) -> pl.DataFrame: ...
 
     @overload
@@ -489,6 +511,7 @@ class Query:
         self, symbols: Symbols, interval: str = ..., start: object = ..., end: object = ..., *,
         adjusted: bool = ..., as_of: object = ..., source: str | Sequence[str] | None = ...,
         columns: Sequence[str] | None = ..., output: Literal["arrow"],
+        dividends: DividendConvention | None = ...,
     ) -> pa.Table: ...
 
     def bars(
@@ -504,6 +527,7 @@ class Query:
         columns: Sequence[str] | None = None,
         output: Output = "pandas",
         route: Route = "auto",
+        dividends: DividendConvention | None = None,
     ) -> Any:
         """OHLCV bars of ``symbols`` at ``interval`` in ``[start, end)``.
 
@@ -514,6 +538,9 @@ class Query:
         * ``adjusted``: split- and dividend-adjusted prices and volumes (CRSP-style
           backward factors from ``corporate_actions``) as known at ``as_of``
           (default now). With ``as_of`` before an action, it is not applied.
+        * ``dividends``: the dividend convention of adjusted prices, ``"crsp"``
+          (``1 - D/P_prev``) or ``"vendor"`` (``P_prev/(P_prev + D)``, as Tiingo and
+          Quandl adjust); default ``Settings.dividend_convention`` (``"crsp"``).
         * ``columns``: candle columns to return (default :data:`DEFAULT_BAR_COLUMNS`);
           provider-supplied ``adj_*`` columns are available as stored.
         * ``route``: ``"postgres"``, ``"clickhouse"`` (the analytics tier: intraday
@@ -553,7 +580,7 @@ class Query:
         parts, cols = self._bars_tables(insts, iv, rng, fetch_cols, sources)
         if adjusted:
             assert as_of_ts is not None
-            parts = self._adjust_parts(parts, insts, iv, as_of_ts)
+            parts = self._adjust_parts(parts, insts, iv, as_of_ts, dividends=self._convention(dividends))
             if "close" not in wanted:
                 parts = [p.drop_columns(["close"]) for p in parts]
                 cols = [c for c in cols if c[0] != "close"]
@@ -601,9 +628,90 @@ class Query:
         ]
         cols = tasks[0][1]
         parts = self._fetch_all(tasks, insts)
-        if iv.name not in self.stored_intervals() and all(p.num_rows == 0 for p in parts):
+        if all(p.num_rows == 0 for p in parts):
             parts = self._rollup(insts, iv, rng, columns, sources, cols)
+            if all(p.num_rows == 0 for p in parts):
+                self._explain_empty(insts, iv, sources)
         return parts, cols
+
+    def _available(self, inst_id: int) -> list[tuple[str, str, dt.datetime, dt.datetime]]:
+        """(source, interval, first, last) of every candle series stored for an instrument."""
+        c = t.candles
+        with self._db.raw() as conn:
+            rows = conn.execute(
+                psql.SQL(
+                    "SELECT source, interval, min(ts), max(ts) FROM {} WHERE instrument_id = %s "
+                    "GROUP BY 1, 2 ORDER BY 1, 2"
+                ).format(psql.Identifier(c.name)),
+                (inst_id,),
+            ).fetchall()
+        return [(str(r[0]), str(r[1]), r[2], r[3]) for r in rows]
+
+    def _pick_source(self, inst_id: int, iv: Interval, sources: list[str] | None) -> str | None:
+        """The source an interval that is not stored is rolled up from, by precedence.
+
+        Among the acceptable sources (``sources``, else every source ordered by
+        :attr:`source_preference`, unlisted ones after by name), the first that has stored
+        bars which divide ``iv`` (or, for ``trades``, trades of the instrument).
+        """
+        have: dict[str, list[Interval]] = {}
+        for src, name, _lo, _hi in self._available(inst_id):
+            try:
+                have.setdefault(src, []).append(parse_interval(name))
+            except InvalidInput:
+                continue
+        rank = {s: i for i, s in enumerate(self.source_preference)}
+        order = list(sources) if sources else sorted(
+            set(have) | {"trades"}, key=lambda s: (rank.get(s, len(rank)), s)
+        )
+        for src in order:
+            if src == "trades":
+                with self._db.raw() as conn:
+                    hit = conn.execute(
+                        psql.SQL("SELECT 1 FROM {} WHERE instrument_id = %s LIMIT 1").format(
+                            psql.Identifier(t.trades.name)
+                        ),
+                        (inst_id,),
+                    ).fetchone()
+                if hit is not None:
+                    return src
+            if src in have and rollup_source(iv, have[src]) is not None:
+                return src
+        return None
+
+    def _explain_empty(self, insts: list[_Instrument], iv: Interval, sources: list[str] | None) -> None:
+        """Raise when a read found nothing because the data are at another interval or source.
+
+        Nothing is raised when bars of this interval and source exist outside the range (an
+        empty range is a valid answer) or when the instrument has no bars at all.
+        """
+        missing = []
+        for inst in insts:
+            avail = self._available(inst.id)
+            if not avail:
+                continue
+            usable = False
+            for src, name, _lo, _hi in avail:
+                if sources and src not in sources:
+                    continue
+                try:
+                    if rollup_source(iv, [parse_interval(name)]) is not None:
+                        usable = True
+                except InvalidInput:
+                    continue
+            if not usable:
+                what = ", ".join(
+                    f"{name} from {src} ({lo:%Y-%m-%d}..{hi:%Y-%m-%d})" for src, name, lo, hi in avail
+                )
+                missing.append(f"{inst.symbol}: {what}")
+        if missing:
+            wanted = f"source {'/'.join(sources)}" if sources else "any source"
+            raise NotFound(
+                f"no {iv.name} bars from {wanted}, and none can be rolled up from the bars stored: "
+                + "; ".join(missing),
+                hint="read an interval the stored bars divide (e.g. a multiple of theirs), or pass "
+                "source= one of the sources listed",
+            )
 
     def _rollup(
         self,
@@ -628,9 +736,10 @@ class Query:
 
             self._rollup_service = Bars(self._db)
         rollup = self._rollup_service.rollup
-        source = sources[0] if sources else "trades"
         parts = []
         for inst in insts:
+            source = self._pick_source(inst.id, iv, sources) if iv.is_time else None
+            source = source or (sources[0] if sources else "trades")
             table = rollup(inst.id, iv.name, rng.start, rng.end, source=source)
             if "source" not in table.column_names:
                 table = table.append_column("source", pa.array([source] * table.num_rows, pa.string()))
@@ -759,8 +868,20 @@ class Query:
             ]
         return out
 
+    def _convention(self, dividends: object) -> DividendConvention:
+        """The dividend convention of a read: the argument, else the setting, else CRSP."""
+        if dividends is None:
+            dividends = getattr(self._db.settings, "dividend_convention", None) or "crsp"
+        return check_convention(dividends)
+
     def _adjust_parts(
-        self, parts: list[pa.Table], insts: list[_Instrument], iv: Interval, as_of: dt.datetime
+        self,
+        parts: list[pa.Table],
+        insts: list[_Instrument],
+        iv: Interval,
+        as_of: dt.datetime,
+        *,
+        dividends: DividendConvention = "crsp",
     ) -> list[pa.Table]:
         actions = self._actions(insts, iv, as_of)
         out = []
@@ -770,7 +891,7 @@ class Query:
                 out.append(part)
                 continue
             sessions = _session_days(part["ts"], iv, _calendar_tz(inst.calendar))
-            f = adjustment_factors(sessions, part["close"].to_numpy(), acts)
+            f = adjustment_factors(sessions, part["close"].to_numpy(), acts, dividends=dividends)
             out.append(_apply_factors(part, f.price, f.volume))
         return out
 
@@ -784,6 +905,7 @@ class Query:
         source: str | None = None,
         as_of: object = None,
         rtol: float = 1e-6,
+        dividends: DividendConvention | None = None,
     ) -> AdjustmentCheck:
         """Compare a provider's stored ``adj_*`` columns with marketdb's own adjustment.
 
@@ -792,6 +914,12 @@ class Query:
         as of ``as_of`` (default now; a provider's adjusted columns are as of
         the day they were downloaded) and reports every value that differs by
         more than ``rtol`` (relative).
+
+        Dividends are adjusted by both conventions (``"crsp"`` and ``"vendor"``); the
+        result reports the one the provider's series follows (``convention``, the closer
+        one), compares with it (unless ``dividends`` names one), gives each convention's
+        largest relative difference (``by_convention``) and whether the series agrees
+        within float rounding (``within_rounding``: at most :data:`ROUNDING_RTOL`).
         """
         iv = parse_interval(interval)
         insts, _ = self._resolve(symbol)
@@ -806,18 +934,37 @@ class Query:
             return AdjustmentCheck(inst.symbol, "-", iv.name, as_of_dt, 0, 0.0, empty)
         parts, _cols = self._bars_tables([inst], iv, rng, raw_cols + adj_cols, [src])
         table = parts[0].filter(pc.is_valid(parts[0]["adj_close"]))
-        derived = self._adjust_parts([table.select(["ts", *raw_cols])], [inst], iv, as_of_dt)[0]
         ts = table["ts"].to_pandas()
+
+        def rel_diffs(conv: DividendConvention) -> dict[str, np.ndarray]:
+            derived = self._adjust_parts(
+                [table.select(["ts", *raw_cols])], [inst], iv, as_of_dt, dividends=conv
+            )[0]
+            out = {}
+            for raw, adj in zip(raw_cols, adj_cols, strict=True):
+                stored = table[adj].to_numpy(zero_copy_only=False).astype(float)
+                ours = derived[raw].to_numpy(zero_copy_only=False).astype(float)
+                scale = np.where(ours != 0, np.abs(ours), 1.0)
+                rel = np.abs(stored - ours) / scale
+                out[adj] = np.where(np.isnan(stored), 0.0, rel)
+                out["_derived_" + adj] = ours
+                out["_stored_" + adj] = stored
+            return out
+
+        by_conv: dict[str, float] = {}
+        diffs: dict[str, dict[str, np.ndarray]] = {}
+        for conv in ("crsp", "vendor"):
+            d = rel_diffs(check_convention(conv))
+            diffs[conv] = d
+            by_conv[conv] = max((float(np.nanmax(d[a])) for a in adj_cols if d[a].size), default=0.0)
+        detected: DividendConvention = "crsp" if by_conv["crsp"] <= by_conv["vendor"] else "vendor"
+        use = check_convention(dividends) if dividends is not None else detected
         frames = []
-        max_rel = 0.0
-        for raw, adj in zip(raw_cols, adj_cols, strict=True):
-            stored = table[adj].to_numpy(zero_copy_only=False).astype(float)
-            ours = derived[raw].to_numpy(zero_copy_only=False).astype(float)
-            scale = np.where(ours != 0, np.abs(ours), 1.0)
-            rel = np.abs(stored - ours) / scale
-            rel = np.where(np.isnan(stored), 0.0, rel)
-            if rel.size:
-                max_rel = max(max_rel, float(np.nanmax(rel)))
+        max_rel = by_conv[use]
+        for adj in adj_cols:
+            rel = diffs[use][adj]
+            stored = diffs[use]["_stored_" + adj]
+            ours = diffs[use]["_derived_" + adj]
             bad = rel > rtol
             if bad.any():
                 frames.append(
@@ -836,7 +983,17 @@ class Query:
             if frames
             else pd.DataFrame(columns=["ts", "column", "stored", "derived", "rel_diff"])
         )
-        return AdjustmentCheck(inst.symbol, src, iv.name, as_of_dt, table.num_rows, max_rel, mism)
+        return AdjustmentCheck(
+            inst.symbol,
+            src,
+            iv.name,
+            as_of_dt,
+            table.num_rows,
+            max_rel,
+            mism,
+            convention=detected if table.num_rows else None,
+            by_convention=by_conv,
+        )
 
     def _adjusted_source(self, inst: _Instrument, iv: Interval, rng: _sql.TimeRange) -> str | None:
         """The preferred source that stored provider-adjusted columns for these bars."""

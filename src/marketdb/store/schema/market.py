@@ -218,6 +218,11 @@ candles = sa.Table(
     sa.Column("ask", Float, comment="closing best ask of the bar, when the provider has it"),
     sa.Column("bid_size", Float, comment="closing best bid size of the bar, when the provider has it"),
     sa.Column("ask_size", Float, comment="closing best ask size of the bar, when the provider has it"),
+    sa.Column(
+        "rolled_from",
+        sa.Text(),
+        comment="NULL: written; else the finer interval this provider roll-up was computed from",
+    ),
     sa.CheckConstraint("interval ~ '^[1-9][0-9]*(s|m|h|d|w|mo)$'", name="interval_format"),
     finite("open"),
     finite("high"),

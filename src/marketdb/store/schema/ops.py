@@ -11,10 +11,11 @@ Created by migration ``0002``.
 from __future__ import annotations
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
 
 from marketdb.store.schema._base import metadata, updated_at
 
-__all__ = ["migration_log", "retention_policies"]
+__all__ = ["maintenance_runs", "migration_log", "retention_policies"]
 
 retention_policies = sa.Table(
     "retention_policies",
@@ -38,4 +39,21 @@ migration_log = sa.Table(
     sa.Column("applied_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.Column("marketdb_version", sa.Text()),
     sa.CheckConstraint("direction IN ('upgrade', 'downgrade')", name="direction_known"),
+)
+
+#: One row per maintenance run (migration ``0013``): scheduled (``maintain --loop``, the
+#: runner inside ``serve``) or manual. ``steps`` holds what each step did and how long it
+#: took; ``marketdb doctor`` shows the latest runs.
+maintenance_runs = sa.Table(
+    "maintenance_runs",
+    metadata,
+    sa.Column("id", sa.BigInteger(), sa.Identity(), primary_key=True),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.Column("runner", sa.Text(), nullable=False),
+    sa.Column("status", sa.Text(), nullable=False),
+    sa.Column("steps", JSONB(), nullable=False, server_default="[]"),
+    sa.Column("error", sa.Text()),
+    sa.CheckConstraint("status IN ('running', 'ok', 'failed', 'skipped')", name="status_known"),
+    sa.Index("ix_maintenance_runs_started_at", "started_at"),
 )

@@ -27,7 +27,7 @@ from marketdb.store.schema.market import (
     timeseries_policies,
     trades,
 )
-from marketdb.store.schema.ops import migration_log, retention_policies
+from marketdb.store.schema.ops import maintenance_runs, migration_log, retention_policies
 from marketdb.store.schema.providers import provider_sync_ranges
 from marketdb.store.schema.trading import (
     executions,
@@ -58,6 +58,7 @@ __all__ = [
     "executions",
     "heston_parameters",
     "instruments",
+    "maintenance_runs",
     "metadata",
     "migration_log",
     "options_chains",
