@@ -8,6 +8,13 @@ Environment: ``MARKETDB_API_CORS_ORIGINS`` (comma-separated; empty = CORS
 off), ``MARKETDB_API_MAX_BODY_MB`` (default 256), ``MARKETDB_API_POOL_SIZE``
 (default 10), ``MARKETDB_API_POOL_TIMEOUT`` seconds (default 5),
 ``MARKETDB_API_ACCESS_LOG=0`` turns the JSON access log off.
+
+Background upkeep (docs/operations.md, "Scheduler"): every worker starts the
+maintenance scheduler (``MARKETDB_MAINTAIN_EVERY``, default ``1h``; ``off``
+disables it; an advisory lock lets exactly one run at a time across processes
+and machines, the others record ``skipped``) and the bar refresher that folds
+rows written by other programs (plain SQL, COPY, other languages) into the
+stored bars as they commit (``MARKETDB_BAR_REFRESHER=off`` disables it).
 """
 
 from __future__ import annotations
@@ -15,6 +22,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
+import time
 
 from fastapi import FastAPI
 
@@ -55,4 +64,40 @@ def build() -> FastAPI:
         access.addHandler(handler)
         access.setLevel(logging.INFO)
         access.propagate = False
-    return create_app(connect_for_api(), settings_from_env())
+    db = connect_for_api()
+    app = create_app(db, settings_from_env())
+    start_upkeep(db)
+    return app
+
+
+def start_upkeep(db: MarketDB) -> list[threading.Thread]:
+    """Start the maintenance scheduler and the bar refresher on daemon threads (see the module doc)."""
+    import datetime as dt
+
+    from marketdb.services.ops.scheduler import Scheduler
+    from marketdb.store.intervals import parse_duration
+
+    log = logging.getLogger("marketdb.api.upkeep")
+    threads: list[threading.Thread] = []
+    every = os.environ.get("MARKETDB_MAINTAIN_EVERY", "1h").strip().lower()
+    if every not in ("", "0", "off", "no", "false"):
+        period = parse_duration(every)
+        if period <= dt.timedelta(0):
+            period = dt.timedelta(hours=1)
+        threads.append(Scheduler(db.ops, every=period).start())
+    if os.environ.get("MARKETDB_BAR_REFRESHER", "on").strip().lower() not in ("0", "off", "no", "false"):
+        refresher = db.bars.refresher()
+
+        def listen_forever() -> None:
+            while True:
+                try:
+                    refresher.listen()
+                    return  # stopped
+                except Exception:  # the server restarting: listen again shortly
+                    log.exception("bar refresher: listening failed; retrying in 5 s")
+                    time.sleep(5)
+
+        thread = threading.Thread(target=listen_forever, name="marketdb-bar-refresher", daemon=True)
+        thread.start()
+        threads.append(thread)
+    return threads
