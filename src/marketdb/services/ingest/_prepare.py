@@ -69,6 +69,11 @@ class Preparer:
         self.date_window = date_window
         self._seq = {"trades": SeqAssigner(), "quotes": SeqAssigner()}
 
+    def close(self) -> None:
+        """Release per-call state (the occurrence counters' spill files)."""
+        for assigner in self._seq.values():
+            assigner.close()
+
     def __call__(self, batch: Normalized) -> Prepared:
         """Resolve, validate and split one normalised batch."""
         table, report = batch.table, batch.report
