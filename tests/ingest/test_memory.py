@@ -49,12 +49,18 @@ def test_seq_does_not_depend_on_the_memory_budget(sort: bool) -> None:
             # only the newest batch stays in memory
             assert a.resident_bytes <= 8 * 100 + 4 * 100
         a.close()
-        assert a.resident_bytes == 0 and a.spilled_bytes == 0
-    assert spilled[0] == 0 and spilled[1] > 0 and spilled[2] > 0
-    assert (results[0] == results[1]).all() and (results[0] == results[2]).all()
+        assert a.resident_bytes == 0
+        assert a.spilled_bytes == 0
+    assert spilled[0] == 0
+    assert spilled[1] > 0
+    assert spilled[2] > 0
+    assert (results[0] == results[1]).all()
+    assert (results[0] == results[2]).all()
     # and the same as a single batch: occurrences carried exactly through the spill file
     whole = SeqAssigner().assign(inst, ts, h, counted, ones)
-    key = lambda s: Counter(zip(inst.tolist(), ts.tolist(), s.tolist(), strict=True))  # noqa: E731
+    def key(s: np.ndarray) -> Counter[tuple[int, int, int]]:
+        return Counter(zip(inst.tolist(), ts.tolist(), s.tolist(), strict=True))
+
     assert key(results[1]) == key(whole)
 
 
@@ -90,3 +96,37 @@ def test_ingest_with_a_zero_budget_stores_the_same_trades(
     # re-sending in one batch at the default budget: every row is a duplicate
     r2 = db.ingest.write_ticks(df.sample(frac=1, random_state=1), batch_size=10_000)
     assert (r2.inserted, r2.duplicates) == (0, n)
+
+
+def test_content_hash_is_the_same_for_every_arrow_layout() -> None:
+    """The per-distinct-value fast path gives what row-by-row folding gives: dictionary,
+    chunked, narrower integer and float32 layouts of the same values hash alike."""
+    import pyarrow as pa
+
+    from marketdb.store.tick_identity import content_hash
+
+    plain = pa.table({
+        "price": pa.array([10.0, -0.0, None, 10.0], pa.float64()),
+        "size": pa.array([1.0, 2.0, 3.0, 1.0]),
+        "side": pa.array([1, -1, None, 1], pa.int8()),
+        "exchange": pa.array(["XNAS", None, "é", "XNAS"]),
+        "conditions": pa.array([None, "@", "F T", None]),
+    })
+    h, _ = content_hash(plain, "trades")
+    assert h[0] == h[3]
+    assert len({int(x) for x in h}) == 3
+    variants = [
+        plain.set_column(3, "exchange", plain.column("exchange").combine_chunks()
+                         .dictionary_encode()),
+        pa.concat_tables([plain.slice(0, 1), plain.slice(1, 2), plain.slice(3)]),
+        plain.set_column(2, "side", plain.column("side").cast(pa.int64())),
+        plain.set_column(1, "size", plain.column("size").cast(pa.float32())),
+        plain.set_column(4, "conditions", plain.column("conditions").cast(pa.large_string())),
+    ]
+    for v in variants:
+        assert content_hash(v, "trades")[0].tolist() == h.tolist()
+    # a missing column hashes as an all-null one
+    no_cond = plain.drop_columns(["conditions"]).append_column(
+        "conditions", pa.array([None] * 4, pa.string()))
+    assert content_hash(plain.drop_columns(["conditions"]), "trades")[0].tolist() \
+        == content_hash(no_cond, "trades")[0].tolist()

@@ -162,33 +162,83 @@ def _string_parts(arr: pa.Array | pa.ChunkedArray, *, few_values: bool = True
     return valid, np.where(valid, length, 0), np.where(valid, h, _U64(0))
 
 
-def _numeric_parts(arr: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
-    """(valid, uint64 bits) of a numeric column (floats by IEEE bits, -0.0 as 0.0)."""
+def _numeric_parts(arr: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray | None, np.ndarray]:
+    """(valid or None when no nulls, uint64 bits) of a numeric column (floats by IEEE bits,
+    -0.0 as 0.0)."""
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
-    valid = np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    valid = None
+    if arr.null_count:
+        valid = np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
     if pa.types.is_floating(arr.type):
-        x = np.asarray(pc.fill_null(arr.cast(pa.float64()), 0.0).to_numpy(zero_copy_only=False),
-                       dtype=np.float64)
-        x = np.where(x == 0.0, 0.0, x)
+        f = arr.cast(pa.float64()) if not pa.types.is_float64(arr.type) else arr
+        if f.null_count:
+            f = pc.fill_null(f, 0.0)
+        x = np.asarray(f.to_numpy(zero_copy_only=False), dtype=np.float64)
+        x = np.where(x == 0.0, 0.0, x)  # a new array: -0.0 as 0.0, every other bit kept
         return valid, x.view(_U64)
-    x = np.asarray(pc.fill_null(arr.cast(pa.int64()), 0).to_numpy(zero_copy_only=False),
-                   dtype=np.int64)
+    i = arr.cast(pa.int64()) if not pa.types.is_int64(arr.type) else arr
+    if i.null_count:
+        i = pc.fill_null(i, 0)
+    x = np.asarray(i.to_numpy(zero_copy_only=False), dtype=np.int64)
     return valid, x.view(_U64)
 
 
 def _fold(acc: np.ndarray, table: pa.Table, name: str) -> np.ndarray:
-    n = table.num_rows
+    """``_step(acc, value)`` for one field of every row (a null field stands as ``_NULL``).
+
+    Fields with few distinct values (strings, small integers) are mixed once per
+    distinct value and gathered; others are mixed per row, in place. The result
+    is the same as folding row by row (the pinned values do not change).
+    """
+    scaled = acc * _GOLDEN
     if name not in table.column_names:
-        return _step(acc, np.full(n, _NULL, dtype=_U64))
+        scaled += _mixed_null()
+        return scaled
     col = table.column(name)
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
     if pa.types.is_string(col.type) or pa.types.is_large_string(col.type) \
             or pa.types.is_dictionary(col.type):
-        valid, length, hs = _string_parts(col)
-        v = _step(_mix(length.view(_U64)), hs)
+        enc = col if isinstance(col, pa.DictionaryArray) else pc.dictionary_encode(col)
+        assert isinstance(enc, pa.DictionaryArray)
+        w_len, w_h = _bytes_hash(enc.dictionary)
+        table_ = np.append(_mix(_step(_mix(w_len.view(_U64)), w_h), inplace=True), _mixed_null())
+        codes = _codes(enc.indices, len(w_len))
+    elif pa.types.is_integer(col.type) and col.type.bit_width <= 16:
+        lo = -(1 << (col.type.bit_width - 1)) if pa.types.is_signed_integer(col.type) else 0
+        span = 1 << col.type.bit_width
+        table_ = np.append(_mix(np.arange(lo, lo + span, dtype=np.int64).view(_U64),
+                                inplace=True), _mixed_null())
+        codes = _codes(col.cast(pa.int32()), span, offset=-lo)
     else:
         valid, v = _numeric_parts(col)
-    return _step(acc, np.where(valid, v, _NULL))
+        if valid is not None:
+            v = np.where(valid, v, _NULL)
+        elif not v.flags.writeable:  # a read-only view of the Arrow buffer
+            v = v.copy()
+        mixed = _mix(v, inplace=True)
+        mixed += scaled
+        return mixed
+    out: np.ndarray = table_[codes]
+    out += scaled
+    return out
+
+
+def _codes(idx: pa.Array, null_code: int, offset: int = 0) -> np.ndarray:
+    """int64 codes of an integer array (``+ offset``); nulls get ``null_code``."""
+    if idx.null_count:
+        idx = pc.fill_null(idx, null_code - offset)
+    codes = np.asarray(idx.to_numpy(zero_copy_only=False), dtype=np.int64)
+    return codes + offset if offset else codes
+
+
+def _mixed_null() -> np.uint64:
+    """``_mix(_NULL)``: the folded value of a null field."""
+    return _MIXED_NULL
+
+
+_MIXED_NULL: np.uint64 = _U64(_mix(np.array([_NULL], dtype=_U64))[0])
 
 
 def content_hash(table: pa.Table, table_name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -349,7 +399,8 @@ class SeqAssigner:
         """A chunk's fingerprints (and counts), read back from the spill file if needed."""
         if c.fp is not None:
             return c.fp, c.counts
-        assert self._spill is not None and c.offset >= 0
+        assert self._spill is not None
+        assert c.offset >= 0
         fd = self._spill.fileno()
         fp = np.frombuffer(_pread(fd, c.size * 8, c.offset), dtype=_U64)
         counts = None
@@ -381,8 +432,8 @@ class SeqAssigner:
     def _spill_chunk(self, c: _Chunk) -> None:
         if c.fp is None:  # pragma: no cover - chunks spill once, oldest first
             return
-        if self._spill is None:
-            self._spill = tempfile.TemporaryFile(prefix="marketdb-seq-")
+        if self._spill is None:  # closed by close() (anonymous: gone with the process too)
+            self._spill = tempfile.TemporaryFile(prefix="marketdb-seq-")  # noqa: SIM115
         self._spill.seek(self._spill_end)
         self._spill.write(np.ascontiguousarray(c.fp).tobytes())
         if c.counts is not None:
