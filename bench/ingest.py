@@ -161,7 +161,7 @@ def canonical_table(path: Path) -> pa.Table:
     """The file as the rows marketdb stores (instrument ids, seq), built once, untimed."""
     import pyarrow.compute as pc
 
-    from marketdb.services.ingest._seq import SeqAssigner, content_hash
+    from marketdb.store.tick_identity import SeqAssigner, content_hash
 
     t = pq.read_table(path)
     ids = {s: i + 1 for i, s in enumerate(datagen.SYMBOLS)}
