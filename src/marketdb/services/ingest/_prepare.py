@@ -209,6 +209,10 @@ class Preparer:
             by_id = np.zeros(n, dtype=bool)
             if supplied and given_seq is not None:
                 seq = given_seq.cast(pa.int64())
+            elif not member.any():
+                # no row of this table (e.g. the quotes of a trades-only file): every seq
+                # would be 0 (rows outside the table get 0), so skip hashing them
+                seq = pa.array(np.zeros(n, dtype=np.int64), pa.int64())
             else:
                 h, counted = content_hash(base, name)
                 by_id = ~counted & member
