@@ -130,3 +130,24 @@ def test_content_hash_is_the_same_for_every_arrow_layout() -> None:
         "conditions", pa.array([None] * 4, pa.string()))
     assert content_hash(plain.drop_columns(["conditions"]), "trades")[0].tolist() \
         == content_hash(no_cond, "trades")[0].tolist()
+
+
+def test_csv_column_types_come_from_more_than_the_first_streaming_block(
+    tmp_path: pytest.TempPathFactory,
+) -> None:
+    """CSV streams in 1 MiB blocks, but types are inferred from the first 8 MiB: a column
+    that is whole in the first MiB and fractional later still reads (as a float)."""
+    import pyarrow as pa
+
+    from marketdb.services.ingest._sources import open_source
+
+    n = 200_000  # about 2 MB of CSV
+    path = tmp_path / "blocks.csv"  # type: ignore[operator]
+    lines = ["a,x"] + [f"{i},{i % 7}" for i in range(n - 1)] + [f"{n},1.5"]
+    path.write_text("\n".join(lines) + "\n")
+    assert path.stat().st_size > 1 << 20
+    _, batches = open_source(str(path))
+    got = pa.Table.from_batches(list(batches))
+    assert got.num_rows == n
+    assert got.schema.field("x").type == pa.float64()
+    assert got.column("x")[n - 1].as_py() == 1.5
