@@ -31,18 +31,29 @@ with SplitMix64). It is part
 of the stored data's identity: changing it would make re-sent data look new,
 so it must never change (``tests/ingest/test_identity.py`` pins values).
 
-Occurrence counting across the batches of one call remembers, per instrument,
-a sorted 64-bit fingerprint of each distinct ``(ts, content)`` seen (8 bytes
-per row, plus 4 per row that was seen more than once); a batch only looks up
-history whose time range overlaps its own, so time-sorted input costs almost
+Occurrence counting across the batches of one call remembers, per batch, a
+sorted 64-bit fingerprint of each distinct ``(instrument, ts, content)`` seen
+(8 bytes per row, plus 4 per row that was seen more than once) and, per
+instrument, the batch's time range; a batch only looks up history whose
+instrument time range overlaps its own, so time-sorted input costs almost
 nothing at batch boundaries. Rows keyed by a trade id are not counted.
+
+Memory does not grow with the input (issue 10 item 5): at most
+``memory_budget`` bytes of fingerprints (default 32 MiB, the latest batches)
+stay in memory; older batches' fingerprints move to an anonymous temporary
+file (deleted when the call ends) and are read back, one batch at a time,
+only when a later batch goes back into their instrument's time range
+(out-of-order input). What stays in memory per batch is its per-instrument
+time range. Counting stays exact, so ``seq`` does not depend on the budget.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 from marketdb.lazy import lazy_module
 
@@ -56,6 +67,9 @@ else:
     pc = lazy_module("pyarrow.compute")
 
 __all__ = ["SeqAssigner", "content_hash", "finish_seq"]
+
+#: Bytes of fingerprints a :class:`SeqAssigner` keeps in memory before spilling.
+DEFAULT_MEMORY_BUDGET = 32 << 20
 
 _U64 = np.uint64
 _GOLDEN = _U64(0x9E3779B97F4A7C15)
@@ -155,33 +169,83 @@ def _string_parts(arr: pa.Array | pa.ChunkedArray, *, few_values: bool = True
     return valid, np.where(valid, length, 0), np.where(valid, h, _U64(0))
 
 
-def _numeric_parts(arr: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
-    """(valid, uint64 bits) of a numeric column (floats by IEEE bits, -0.0 as 0.0)."""
+def _numeric_parts(arr: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray | None, np.ndarray]:
+    """(valid or None when no nulls, uint64 bits) of a numeric column (floats by IEEE bits,
+    -0.0 as 0.0)."""
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
-    valid = np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    valid = None
+    if arr.null_count:
+        valid = np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
     if pa.types.is_floating(arr.type):
-        x = np.asarray(pc.fill_null(arr.cast(pa.float64()), 0.0).to_numpy(zero_copy_only=False),
-                       dtype=np.float64)
-        x = np.where(x == 0.0, 0.0, x)
+        f = arr.cast(pa.float64()) if not pa.types.is_float64(arr.type) else arr
+        if f.null_count:
+            f = pc.fill_null(f, 0.0)
+        x = np.asarray(f.to_numpy(zero_copy_only=False), dtype=np.float64)
+        x = np.where(x == 0.0, 0.0, x)  # a new array: -0.0 as 0.0, every other bit kept
         return valid, x.view(_U64)
-    x = np.asarray(pc.fill_null(arr.cast(pa.int64()), 0).to_numpy(zero_copy_only=False),
-                   dtype=np.int64)
+    i = arr.cast(pa.int64()) if not pa.types.is_int64(arr.type) else arr
+    if i.null_count:
+        i = pc.fill_null(i, 0)
+    x = np.asarray(i.to_numpy(zero_copy_only=False), dtype=np.int64)
     return valid, x.view(_U64)
 
 
 def _fold(acc: np.ndarray, table: pa.Table, name: str) -> np.ndarray:
-    n = table.num_rows
+    """``_step(acc, value)`` for one field of every row (a null field stands as ``_NULL``).
+
+    Fields with few distinct values (strings, small integers) are mixed once per
+    distinct value and gathered; others are mixed per row, in place. The result
+    is the same as folding row by row (the pinned values do not change).
+    """
+    scaled = acc * _GOLDEN
     if name not in table.column_names:
-        return _step(acc, np.full(n, _NULL, dtype=_U64))
+        scaled += _mixed_null()
+        return scaled
     col = table.column(name)
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
     if pa.types.is_string(col.type) or pa.types.is_large_string(col.type) \
             or pa.types.is_dictionary(col.type):
-        valid, length, hs = _string_parts(col)
-        v = _step(_mix(length.view(_U64)), hs)
+        enc = col if isinstance(col, pa.DictionaryArray) else pc.dictionary_encode(col)
+        assert isinstance(enc, pa.DictionaryArray)
+        w_len, w_h = _bytes_hash(enc.dictionary)
+        table_ = np.append(_mix(_step(_mix(w_len.view(_U64)), w_h), inplace=True), _mixed_null())
+        codes = _codes(enc.indices, len(w_len))
+    elif pa.types.is_integer(col.type) and col.type.bit_width <= 16:
+        lo = -(1 << (col.type.bit_width - 1)) if pa.types.is_signed_integer(col.type) else 0
+        span = 1 << col.type.bit_width
+        table_ = np.append(_mix(np.arange(lo, lo + span, dtype=np.int64).view(_U64),
+                                inplace=True), _mixed_null())
+        codes = _codes(col.cast(pa.int32()), span, offset=-lo)
     else:
         valid, v = _numeric_parts(col)
-    return _step(acc, np.where(valid, v, _NULL))
+        if valid is not None:
+            v = np.where(valid, v, _NULL)
+        elif not v.flags.writeable:  # a read-only view of the Arrow buffer
+            v = v.copy()
+        mixed = _mix(v, inplace=True)
+        mixed += scaled
+        return mixed
+    out: np.ndarray = table_[codes]
+    out += scaled
+    return out
+
+
+def _codes(idx: pa.Array, null_code: int, offset: int = 0) -> np.ndarray:
+    """int64 codes of an integer array (``+ offset``); nulls get ``null_code``."""
+    if idx.null_count:
+        idx = pc.fill_null(idx, null_code - offset)
+    codes = np.asarray(idx.to_numpy(zero_copy_only=False), dtype=np.int64)
+    return codes + offset if offset else codes
+
+
+def _mixed_null() -> np.uint64:
+    """``_mix(_NULL)``: the folded value of a null field."""
+    return _MIXED_NULL
+
+
+_MIXED_NULL: np.uint64 = _U64(_mix(np.array([_NULL], dtype=_U64))[0])
 
 
 def content_hash(table: pa.Table, table_name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -241,15 +305,32 @@ class _Chunk:
     ids: np.ndarray  # sorted distinct instruments
     ids_lo: np.ndarray  # per instrument: min ts
     ids_hi: np.ndarray  # per instrument: max ts
-    fp: np.ndarray  # sorted distinct fingerprints (uint64)
-    counts: np.ndarray | None  # rows per fingerprint; None when all are 1
+    fp: np.ndarray | None  # sorted distinct fingerprints (uint64); None once spilled
+    counts: np.ndarray | None  # rows per fingerprint (int32); None when all are 1
+    size: int = 0  # number of fingerprints
+    has_counts: bool = False
+    offset: int = -1  # where the spilled fingerprints (then counts) start in the spill file
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * (12 if self.has_counts else 8)
 
 
 @dataclass
 class SeqAssigner:
-    """Occurrence numbers of identical rows across the batches of one call (module docstring)."""
+    """Occurrence numbers of identical rows across the batches of one call (module docstring).
 
+    ``memory_budget`` bounds the bytes of fingerprints kept in memory; older
+    ones spill to a temporary file. Call :meth:`close` when the call ends
+    (the file is anonymous: it also goes away with the process).
+    """
+
+    memory_budget: int | None = None  # None: DEFAULT_MEMORY_BUDGET at the time of use
     _history: list[_Chunk] = field(default_factory=list)
+    _resident: int = 0  # bytes of fingerprints in memory
+    _oldest_resident: int = 0  # index of the oldest chunk still in memory
+    _spill: IO[bytes] | None = None
+    _spill_end: int = 0
 
     def assign(self, instrument: np.ndarray, ts: np.ndarray, h: np.ndarray,
                counted: np.ndarray, usable: np.ndarray) -> np.ndarray:
@@ -279,6 +360,26 @@ class SeqAssigner:
         seq[~usable] = 0
         return seq
 
+    def close(self) -> None:
+        """Drop the history and delete the spill file (the assigner starts afresh)."""
+        if self._spill is not None:
+            self._spill.close()
+        self._spill = None
+        self._spill_end = 0
+        self._history.clear()
+        self._resident = 0
+        self._oldest_resident = 0
+
+    @property
+    def resident_bytes(self) -> int:
+        """Bytes of fingerprints currently held in memory."""
+        return self._resident
+
+    @property
+    def spilled_bytes(self) -> int:
+        """Bytes of fingerprints written to the spill file so far."""
+        return self._spill_end
+
     def _prior_counts(self, inst: np.ndarray, t: np.ndarray, fp: np.ndarray) -> np.ndarray:
         """Per row: rows with its fingerprint in earlier batches (checked only where an
         earlier batch covered the row's instrument and time)."""
@@ -293,12 +394,26 @@ class SeqAssigner:
             near = np.flatnonzero((c.ids[p] == inst) & (t >= c.ids_lo[p]) & (t <= c.ids_hi[p]))
             if not len(near):
                 continue
+            c_fp, c_counts = self._load(c)
             q = fp[near]
-            pos = np.minimum(np.searchsorted(c.fp, q), len(c.fp) - 1)
-            hit = c.fp[pos] == q
+            pos = np.minimum(np.searchsorted(c_fp, q), len(c_fp) - 1)
+            hit = c_fp[pos] == q
             if hit.any():
-                prior[near] += hit if c.counts is None else np.where(hit, c.counts[pos], 0)
+                prior[near] += hit if c_counts is None else np.where(hit, c_counts[pos], 0)
         return prior
+
+    def _load(self, c: _Chunk) -> tuple[np.ndarray, np.ndarray | None]:
+        """A chunk's fingerprints (and counts), read back from the spill file if needed."""
+        if c.fp is not None:
+            return c.fp, c.counts
+        assert self._spill is not None
+        assert c.offset >= 0
+        fd = self._spill.fileno()
+        fp = np.frombuffer(_pread(fd, c.size * 8, c.offset), dtype=_U64)
+        counts = None
+        if c.has_counts:
+            counts = np.frombuffer(_pread(fd, c.size * 4, c.offset + c.size * 8), dtype=np.int32)
+        return fp, counts
 
     def _remember(self, inst: np.ndarray, t: np.ndarray, uniq: np.ndarray,
                   counts: np.ndarray | None) -> None:
@@ -310,8 +425,45 @@ class SeqAssigner:
                 [("t", "min"), ("t", "max")]).sort_by("i")
             ids = g.column("i").to_numpy()
             ids_lo, ids_hi = g.column("t_min").to_numpy(), g.column("t_max").to_numpy()
-        self._history.append(_Chunk(int(ids_lo.min()), int(ids_hi.max()), ids, ids_lo, ids_hi,
-                                    uniq, counts))
+        chunk = _Chunk(int(ids_lo.min()), int(ids_hi.max()), ids, ids_lo, ids_hi, uniq, counts,
+                       size=len(uniq), has_counts=counts is not None)
+        self._history.append(chunk)
+        self._resident += chunk.nbytes
+        # Keep the newest batch in memory whatever its size; spill the oldest ones first.
+        budget = DEFAULT_MEMORY_BUDGET if self.memory_budget is None else self.memory_budget
+        while self._resident > budget \
+                and self._oldest_resident < len(self._history) - 1:
+            self._spill_chunk(self._history[self._oldest_resident])
+            self._oldest_resident += 1
+
+    def _spill_chunk(self, c: _Chunk) -> None:
+        if c.fp is None:  # pragma: no cover - chunks spill once, oldest first
+            return
+        if self._spill is None:  # closed by close() (anonymous: gone with the process too)
+            self._spill = tempfile.TemporaryFile(prefix="marketdb-seq-")  # noqa: SIM115
+        self._spill.seek(self._spill_end)
+        self._spill.write(np.ascontiguousarray(c.fp).tobytes())
+        if c.counts is not None:
+            self._spill.write(np.ascontiguousarray(c.counts, dtype=np.int32).tobytes())
+        self._spill.flush()
+        c.offset = self._spill_end
+        self._spill_end += c.nbytes
+        self._resident -= c.nbytes
+        c.fp = None
+        c.counts = None
+
+
+def _pread(fd: int, size: int, offset: int) -> bytes:
+    """Exactly ``size`` bytes of ``fd`` from ``offset``."""
+    parts: list[bytes] = []
+    while size:
+        part = os.pread(fd, size, offset)
+        if not part:  # pragma: no cover - the file holds what was written
+            raise OSError("marketdb: the occurrence spill file is shorter than written")
+        parts.append(part)
+        size -= len(part)
+        offset += len(part)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def _local_occurrences(fp: np.ndarray, sorted_fp: np.ndarray

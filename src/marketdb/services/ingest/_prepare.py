@@ -69,6 +69,11 @@ class Preparer:
         self.date_window = date_window
         self._seq = {"trades": SeqAssigner(), "quotes": SeqAssigner()}
 
+    def close(self) -> None:
+        """Release per-call state (the occurrence counters' spill files)."""
+        for assigner in self._seq.values():
+            assigner.close()
+
     def __call__(self, batch: Normalized) -> Prepared:
         """Resolve, validate and split one normalised batch."""
         table, report = batch.table, batch.report
@@ -204,6 +209,10 @@ class Preparer:
             by_id = np.zeros(n, dtype=bool)
             if supplied and given_seq is not None:
                 seq = given_seq.cast(pa.int64())
+            elif not member.any():
+                # no row of this table (e.g. the quotes of a trades-only file): every seq
+                # would be 0 (rows outside the table get 0), so skip hashing them
+                seq = pa.array(np.zeros(n, dtype=np.int64), pa.int64())
             else:
                 h, counted = content_hash(base, name)
                 by_id = ~counted & member

@@ -355,38 +355,41 @@ class Ingest:
         produced = prepared_batches()
         written = 0
         rows_done = 0
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="marketdb-ingest") as pool:
-            pending = pool.submit(next, produced, None)
-            while (item := pending.result()) is not None:
+        try:
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="marketdb-ingest") as pool:
                 pending = pool.submit(next, produced, None)
-                n_rows, prepared, times = item
-                for stage, secs in times.items():
-                    result.add_time(stage, secs)
-                result.received += n_rows
-                result.batches += 1
-                report = prepared.report
-                if report:
-                    if on_invalid == "raise":
-                        note = None
-                        if prepared.unknown_symbols:
-                            note = ("unknown symbols: "
-                                    + ", ".join(sorted(prepared.unknown_symbols)[:50])
-                                    + " (register them with write_instruments, or pass "
-                                    "auto_register=True; CLI: --auto-register)")
-                        err = report.error(written_rows=written, note=note)
-                        err.details["unknown_symbols"] = sorted(prepared.unknown_symbols)
-                        pending.cancel()
-                        raise err
-                    result.rejected += report.n_bad
-                    result.rejections.extend(report.rejections())
-                if not dry_run:
-                    written += self._write(prepared, result, on_conflict=on_conflict,
-                                           received=n_rows, batch_no=result.batches)
-                del item, prepared, report
-                _release_memory()
-                rows_done += n_rows
-                if progress is not None:
-                    progress(rows_done, info.total_rows)
+                while (item := pending.result()) is not None:
+                    pending = pool.submit(next, produced, None)
+                    n_rows, prepared, times = item
+                    for stage, secs in times.items():
+                        result.add_time(stage, secs)
+                    result.received += n_rows
+                    result.batches += 1
+                    report = prepared.report
+                    if report:
+                        if on_invalid == "raise":
+                            note = None
+                            if prepared.unknown_symbols:
+                                note = ("unknown symbols: "
+                                        + ", ".join(sorted(prepared.unknown_symbols)[:50])
+                                        + " (register them with write_instruments, or pass "
+                                        "auto_register=True; CLI: --auto-register)")
+                            err = report.error(written_rows=written, note=note)
+                            err.details["unknown_symbols"] = sorted(prepared.unknown_symbols)
+                            pending.cancel()
+                            raise err
+                        result.rejected += report.n_bad
+                        result.rejections.extend(report.rejections())
+                    if not dry_run:
+                        written += self._write(prepared, result, on_conflict=on_conflict,
+                                               received=n_rows, batch_no=result.batches)
+                    del item, prepared, report
+                    _release_memory()
+                    rows_done += n_rows
+                    if progress is not None:
+                        progress(rows_done, info.total_rows)
+        finally:
+            prep.close()  # after the pool: its worker may still be preparing
         result.registered_symbols = list(resolver.registered)
         result.seconds = time.perf_counter() - started
         return result

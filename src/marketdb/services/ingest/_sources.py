@@ -230,6 +230,15 @@ def _polars_batches(df: Any, size: int) -> Iterator[pa.RecordBatch]:
         yield from df.slice(start, size).to_arrow().to_batches()
 
 
+#: CSV bytes per block of the streaming reader. Arrow's reader reads up to 32 blocks ahead
+#: of the consumer in a background thread (and parses a few more), so the block size bounds
+#: the read-ahead: 1 MiB blocks keep it near 50 MB, where 8 MiB blocks let it hold a
+#: 190 MB file whole (issue 10 item 5). Column types come from a larger first block.
+CSV_BLOCK_SIZE = 1 << 20
+#: Bytes at the start of a CSV file from which column types are inferred.
+CSV_INFER_BYTES = 8 << 20
+
+
 def _csv_batches(
     path: Path,
     size: int,
@@ -238,7 +247,8 @@ def _csv_batches(
 ) -> Iterator[pa.RecordBatch]:
     delimiter = csv.get("delimiter") or ("\t" if ".tsv" in path.name.lower() else ",")
     column_names = csv.get("column_names")
-    block = int(csv.get("block_size", 8 << 20))
+    block = int(csv.get("block_size", CSV_BLOCK_SIZE))
+    infer = max(block, int(csv.get("infer_bytes", CSV_INFER_BYTES)))
     read = pacsv.ReadOptions(
         block_size=block,
         column_names=list(column_names) if column_names else None,
@@ -247,18 +257,19 @@ def _csv_batches(
     )
     parse = pacsv.ParseOptions(delimiter=delimiter)
     convert = pacsv.ConvertOptions(strings_can_be_null=True)
-    # Peek at the first block to learn the columns, then ask the caller for a plan.
+    # Peek at the first block to learn the columns and their types, then ask the caller for
+    # a plan. The types found there are kept for the whole file (as Arrow's reader would
+    # with one block of that size), whatever the (smaller) streaming block size.
     try:
-        peek = pacsv.open_csv(path, read_options=read, parse_options=parse, convert_options=convert)
-        schema = peek.schema
-        peek.close()
+        schema = _csv_peek(path, read, parse, convert, infer)
     except pa.ArrowInvalid as e:
         raise InvalidInput(
             f"cannot read CSV file {path.name!r}: {e}",
             hint="check the delimiter and header; headerless files need column_names",
         ) from e
     rp = plan(schema) if plan else ReadPlan()
-    types = {k: v for k, v in rp.csv_types.items() if k in schema.names}
+    types = {f.name: f.type for f in schema if not pa.types.is_null(f.type)}
+    types.update({k: v for k, v in rp.csv_types.items() if k in schema.names})
     convert = pacsv.ConvertOptions(
         strings_can_be_null=True,
         column_types=types,
@@ -285,6 +296,37 @@ def _csv_batches(
             ) from e
         row += batch.num_rows
         yield batch
+
+
+def _csv_peek(path: Path, read: pacsv.ReadOptions, parse: pacsv.ParseOptions,
+              convert: pacsv.ConvertOptions, infer: int) -> pa.Schema:
+    """The schema Arrow infers from the first ``infer`` bytes of a CSV file (whole lines).
+
+    Only those bytes are read (decompressed if need be): opening the file itself
+    with a large block would start the reader's read-ahead of many blocks.
+    """
+    ascii_compatible = str(read.encoding).lower().replace("-", "").replace("_", "") in (
+        "utf8", "latin1", "iso88591", "ascii", "cp1252", "windows1252")
+    if ascii_compatible:
+        with pa.input_stream(str(path)) as stream:  # compression detected from the extension
+            head = stream.read(infer + 1)
+        if len(head) > infer:  # more follows: keep whole lines only
+            cut = head.rfind(b"\n", 0, infer)
+            head = head[: cut + 1] if cut > 0 else b""
+        if head:
+            opts = pacsv.ReadOptions(block_size=max(len(head), 1), column_names=read.column_names,
+                                     skip_rows=read.skip_rows, encoding=read.encoding)
+            peek = pacsv.open_csv(pa.BufferReader(head), read_options=opts,
+                                  parse_options=parse, convert_options=convert)
+            schema = peek.schema
+            peek.close()
+            return schema
+    opts = pacsv.ReadOptions(block_size=infer, column_names=read.column_names,
+                             skip_rows=read.skip_rows, encoding=read.encoding)
+    peek = pacsv.open_csv(path, read_options=opts, parse_options=parse, convert_options=convert)
+    schema = peek.schema
+    peek.close()
+    return schema
 
 
 def _csv_error(path: Path, exc: Exception, read: pacsv.ReadOptions, delimiter: str,
