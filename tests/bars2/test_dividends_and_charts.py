@@ -18,8 +18,8 @@ from marketdb.services.query import Query, render_chart
 from marketdb.services.query._adjust import CorporateAction, adjustment_factors
 from marketdb.services.query._chart import tick_positions
 from marketdb.store.schema import tables as t
-from tests.test_query_adjusted import CLOSES, OPENS, SESSIONS, VOLUMES, adj_db
-from tests.test_query_cli import _run, seeded
+from tests.query.test_adjusted import CLOSES, OPENS, SESSIONS, VOLUMES, adj_db
+from tests.query.test_cli import _run, seeded
 
 __all__ = ["adj_db", "seeded"]  # fixtures used here
 UTC = dt.UTC

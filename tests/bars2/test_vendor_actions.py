@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 import marketdb
 from marketdb.store.schema import tables as t
-from tests.test_bars_db import add_instrument
+from tests.bars.test_db import add_instrument
 
 REAL = Path("/work/shared/realdata")
 

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 import marketdb
 from marketdb.errors import NotFound
 from marketdb.store.schema import tables as t
-from tests.test_bars_db import add_instrument
+from tests.bars.test_db import add_instrument
 
 REAL = Path("/work/shared/realdata")
 needs_real = pytest.mark.skipif(not REAL.is_dir(), reason="needs /work/shared/realdata")

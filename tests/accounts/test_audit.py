@@ -17,7 +17,7 @@ from marketdb.services.accounts.audit import query_audit
 from marketdb.services.accounts.redaction import REDACTED, is_secret_key, redact
 
 PASSWORD = "correct horse battery staple"
-SRC = Path(__file__).resolve().parents[1] / "src" / "marketdb"
+SRC = Path(__file__).resolve().parents[2] / "src" / "marketdb"
 
 
 @pytest.fixture

@@ -29,9 +29,9 @@ from marketdb.store.migrations.helpers import TICKS_VIEW
 from marketdb.store.schema import metadata
 from marketdb.store.timeseries import DEFAULT_POLICIES, Policy
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "schema.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "schema.md"
 #: The seed documents live in the shared folder beside the repository (override: MARKETDB_SEEDS).
-SEEDS = Path(os.environ.get("MARKETDB_SEEDS", Path(__file__).resolve().parents[2] / "shared" / "seeds"))
+SEEDS = Path(os.environ.get("MARKETDB_SEEDS", Path(__file__).resolve().parents[3] / "shared" / "seeds"))
 SEED_DOCS = ("000", "001", "002", "003", "004")
 TARGET_HEADER = "marketdb target"
 

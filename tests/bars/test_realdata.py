@@ -22,7 +22,7 @@ import marketdb
 from marketdb.services.bars.testing import bar_differences, reference_bars
 from marketdb.store.schema import tables as t
 from marketdb.store.timeseries import ensure_partitions
-from tests.test_bars_db import add_instrument, batch_table, stored_bars, write_batch
+from tests.bars.test_db import add_instrument, batch_table, stored_bars, write_batch
 
 REAL = Path("/work/shared/realdata/nautilus_trader")
 pytestmark = pytest.mark.skipif(not REAL.exists(), reason="needs /work/shared/realdata")

@@ -352,7 +352,7 @@ def test_dry_run_validates_and_writes_nothing(db: marketdb.MarketDB) -> None:
 def _datagen() -> Any:
     import sys
 
-    bench = Path(__file__).resolve().parents[1] / "bench"
+    bench = Path(__file__).resolve().parents[2] / "bench"
     sys.path.insert(0, str(bench))
     try:
         import datagen

@@ -40,7 +40,7 @@ POLYGON_DAILY = {
         },
     ],
 }
-REAL = Path(__file__).resolve().parents[2] / "shared" / "realdata"
+REAL = Path(__file__).resolve().parents[3] / "shared" / "realdata"
 
 
 def _register(db: marketdb.MarketDB) -> None:

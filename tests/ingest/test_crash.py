@@ -58,7 +58,7 @@ CHILD = textwrap.dedent(
 
 
 def _input(tmp_path: Path) -> tuple[Path, pa.Table]:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
     try:
         import datagen
     finally:

@@ -23,7 +23,7 @@ from marketdb.services.ingest._sources import open_source
 from marketdb.services.ingest._timestamps import TimeParser
 from marketdb.store.tick_identity import SeqAssigner, finish_seq
 
-BENCH = Path(__file__).resolve().parents[1] / "bench"
+BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 
 def _ns(text: str) -> int:
