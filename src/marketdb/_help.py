@@ -62,6 +62,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ('secrets', "A user's encrypted secrets (API keys, tokens). Values are never printed."),
     ('keys', 'Master keys that seal secrets: generate, status, rotate.'),
     ('posts', "Users' posts: create, list, delete."),
+    ('clickhouse', 'The ClickHouse analytics tier: incremental sync from PostgreSQL, verify, status, DDL.'),
 )
 
 

@@ -212,9 +212,8 @@ def test_the_refresher_listens_to_change_capture_notifications(db: marketdb.Mark
             if active:
                 break
             threading.Event().wait(0.05)
-        with db.transaction() as conn:  # a plain SQL writer; the capture trigger's notification
+        with db.transaction() as conn:  # a plain SQL writer: migration 0011's capture trigger notifies
             conn.execute(sa.insert(t.trades), rows)
-            conn.execute(sa.select(sa.func.pg_notify("marketdb_changes", _payload_trades(rows))))
         for _ in range(600):
             with db.transaction() as conn:
                 n = conn.execute(
@@ -228,6 +227,6 @@ def test_the_refresher_listens_to_change_capture_notifications(db: marketdb.Mark
     finally:
         refresher.stop()
         worker.join(120)
-    assert result["r"].ranges == 1
+    assert result["r"].ranges >= 1  # one per captured statement (executemany: one per row)
     assert result["r"].bars_fixed > 0
     assert db.bars.verify(["LSN"]).ok

@@ -98,6 +98,7 @@ NOT_UNAVAILABLE = {
     ("keys", "generate"): 0,  # prints a new key, no database
     ("doctor",): 1,  # reports the unreachable server as a problem
     ("restore",): 3,  # no such archive file
+    ("clickhouse", "ddl"): 0,  # prints the DDL it would run; no database
     ("ingest", "book-deltas"): 2,  # reads and checks its input (a CSV here, not a feed) before connecting
 }
 

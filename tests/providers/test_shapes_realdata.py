@@ -31,7 +31,8 @@ def stored(db: marketdb.MarketDB, sql: str) -> pd.DataFrame:
 def candles(db: marketdb.MarketDB) -> pd.DataFrame:
     df = stored(db, "SELECT i.symbol, c.interval, c.ts, c.open, c.high, c.low, c.close, "
                     "c.volume, c.notional, c.trade_count, c.vwap FROM candles c JOIN instruments i "
-                    "ON i.id = c.instrument_id WHERE c.source <> 'trades' ORDER BY 1, 2, 3")
+                    "ON i.id = c.instrument_id WHERE c.source <> 'trades' AND c.rolled_from IS NULL "
+                    "ORDER BY 1, 2, 3")
     df["ts"] = pd.to_datetime(df["ts"], utc=True)
     return df
 

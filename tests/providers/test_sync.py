@@ -105,7 +105,7 @@ def test_binance_klines_paginate_survive_a_500_and_resume(db: marketdb.MarketDB)
         assert replay.requests == []
 
     got = frame(db, "SELECT ts, open, high, low, close, volume, notional, trade_count "
-                    "FROM candles WHERE source = 'binance' ORDER BY ts")
+                    "FROM candles WHERE source = 'binance' AND rolled_from IS NULL ORDER BY ts")
     raw = pd.DataFrame(recorded)
     want = pd.DataFrame({"ts": pd.to_datetime(raw[0], unit="ms", utc=True),
                          "open": raw[1].astype(float), "high": raw[2].astype(float),
@@ -199,7 +199,8 @@ def test_polygon_daily_aggs_reference_and_actions(db: marketdb.MarketDB) -> None
         act = db.providers.sync("polygon", ["GOOGL"], kind="actions", since="2000-01-01",
                                 until="2026-01-01", **kw)
         assert act.items[0].rejected == 0
-    got = frame(db, "SELECT ts::date AS d, close FROM candles WHERE source = 'polygon' ORDER BY 1")
+    got = frame(db, "SELECT ts::date AS d, close FROM candles "
+                    "WHERE source = 'polygon' AND rolled_from IS NULL ORDER BY 1")
     assert [str(d) for d in got["d"]] == ["2005-04-01", "2005-04-04"]  # New York dates, DST
     assert list(got["close"]) == [r["c"] for r in aggs["results"]]
     inst = frame(db, "SELECT cik, composite_figi FROM instruments WHERE symbol = 'AAPL'")
@@ -239,7 +240,7 @@ def test_tiingo_429_retry_after_then_nothing_to_fetch(db: marketdb.MarketDB) -> 
         assert again.requests == 0
         assert replay.requests == []
     got = frame(db, "SELECT ts::date AS d, close, adj_close, div_cash, split_factor FROM candles "
-                    "WHERE source = 'tiingo' ORDER BY 1")
+                    "WHERE source = 'tiingo' AND rolled_from IS NULL ORDER BY 1")
     raw = pd.DataFrame(body)
     assert [str(d) for d in got["d"]] == list(raw["date"].str[:10])
     assert list(got["adj_close"]) == list(raw["adjClose"])

@@ -244,7 +244,7 @@ def create_api_key(
     role = user.role if role is None else v.name_text("role", role)
     grants = conn.execute(sa.select(p.c.resource, p.c.action).where(p.c.role == role)).all()
     if conn.execute(sa.select(t.roles.c.name).where(t.roles.c.name == role)).first() is None:
-        raise InvalidInput(f"unknown role {role!r}", hint="list roles with `marketdb roles list`")
+        raise InvalidInput(f"unknown role {role!r}", hint="list roles with `marketdb users roles`")
     for g in grants:
         if not role_allows(conn, user.role, g.resource, g.action):
             raise PermissionDenied(

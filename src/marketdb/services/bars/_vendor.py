@@ -22,21 +22,28 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import psycopg
-import pyarrow as pa
-import pyarrow.compute as pc
 from psycopg import sql
 
 from marketdb.errors import InvalidInput
+from marketdb.lazy import lazy_module
 from marketdb.services.bars._buckets import next_label
 from marketdb.services.bars._calendars import NS_PER_DAY, Calendars, month_labels, week_labels
 from marketdb.services.bars._intervals import Interval, parse_interval
 from marketdb.services.bars._ondemand import BAR_OUTPUT, ROLLUP_AGGREGATES, rollup_sql
 from marketdb.services.bars._store import DERIVED_SOURCE, instrument_calendars
 from marketdb.store.schema import tables as t
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+else:
+    np = lazy_module("numpy")
+    pa = lazy_module("pyarrow")
+    pc = lazy_module("pyarrow.compute")
 
 __all__ = [
     "VENDOR_EXTRA_TARGETS",
