@@ -29,9 +29,13 @@ import types
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
-__all__ = ["LazyMapping", "lazy_module"]
+__all__ = ["LazyMapping", "lazy_module", "preload"]
 
 _lock = threading.Lock()
+#: One import at a time through the stand-ins: two threads importing, say, pandas and
+#: pyarrow at once (each imports the other) make Python hand one of them a partially
+#: initialised module ("concurrent circular import"), whose names are then missing.
+_load_lock = threading.RLock()
 _proxies: dict[str, LazyModule] = {}
 
 
@@ -44,14 +48,19 @@ class LazyModule(types.ModuleType):
 
     def _lazy_load(self) -> types.ModuleType:
         real = self.__dict__["_lazy_real"]
-        if real is None:
+        if real is not None:
+            return real  # type: ignore[no-any-return]
+        with _load_lock:
+            real = self.__dict__["_lazy_real"]
+            if real is not None:
+                return real  # type: ignore[no-any-return]
             real = importlib.import_module(self.__name__)
             # Copy the namespace once: later reads are plain attribute hits.
             for key, value in real.__dict__.items():
                 if key not in ("__name__", "__dict__"):
                     self.__dict__.setdefault(key, value)
             self.__dict__["_lazy_real"] = real
-        return real  # type: ignore[no-any-return]
+        return real
 
     def __getattr__(self, attr: str) -> Any:
         # Only called for names not (yet) copied: before the import, and for
@@ -78,6 +87,14 @@ def lazy_module(name: str) -> Any:
         if proxy is None:
             proxy = _proxies[name] = LazyModule(name)
         return proxy
+
+
+def preload(*names: str) -> None:
+    """Import heavy modules now, in this thread (servers call it at start-up, before
+    request threads could race to import them)."""
+    with _load_lock:
+        for name in names:
+            importlib.import_module(name)
 
 
 K = TypeVar("K")

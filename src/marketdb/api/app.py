@@ -75,6 +75,11 @@ def create_app(
     permission check.
     """
     settings = settings or ApiSettings()
+    # A server pays the heavy imports once at start-up rather than racing to import them
+    # from concurrent request threads on the first requests.
+    from marketdb.lazy import preload
+
+    preload("numpy", "pyarrow", "pyarrow.compute", "pandas", "polars")
     state = ApiState(
         db=db, settings=settings, cache=cache if cache is not None else make_cache(db.settings.redis_url)
     )
