@@ -203,11 +203,7 @@ def ticks(
     format: FormatQ = None,
 ) -> Response:
     """Trades in ``[start, end)`` with nanosecond timestamps; Arrow streams in batches."""
-    fmt = negotiate(request, format)
-    cols = [c.strip() for c in columns.split(",")] if columns else None
-    syms = _symbols(symbol)
-    table = db.query.ticks(syms[0] if len(syms) == 1 else syms, start, end, columns=cols, output="arrow")
-    return table_response(table, fmt)
+    return _tick_read(db.query.ticks, request, symbol, start, end, columns, format)
 
 
 @router.get("/v1/quotes/{symbol}")
@@ -221,10 +217,18 @@ def quotes(
     format: FormatQ = None,
 ) -> Response:
     """Top-of-book quotes in ``[start, end)``."""
+    return _tick_read(db.query.quotes, request, symbol, start, end, columns, format)
+
+
+def _tick_read(
+    read: Any, request: Request, symbol: str, start: str | None, end: str | None,
+    columns: str | None, format: str | None,
+) -> Response:
+    """One tick read (``db.query.ticks`` or ``.quotes``) of one or several symbols, negotiated."""
     fmt = negotiate(request, format)
     cols = [c.strip() for c in columns.split(",")] if columns else None
     syms = _symbols(symbol)
-    table = db.query.quotes(syms[0] if len(syms) == 1 else syms, start, end, columns=cols, output="arrow")
+    table = read(syms[0] if len(syms) == 1 else syms, start, end, columns=cols, output="arrow")
     return table_response(table, fmt)
 
 
