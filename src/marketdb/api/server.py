@@ -72,18 +72,12 @@ def build() -> FastAPI:
 
 def start_upkeep(db: MarketDB) -> list[threading.Thread]:
     """Start the maintenance scheduler and the bar refresher on daemon threads (see the module doc)."""
-    import datetime as dt
-
-    from marketdb.services.ops.scheduler import Scheduler
-    from marketdb.store.intervals import parse_duration
+    from marketdb.services.ops.scheduler import Scheduler, maintain_period
 
     log = logging.getLogger("marketdb.api.upkeep")
     threads: list[threading.Thread] = []
-    every = os.environ.get("MARKETDB_MAINTAIN_EVERY", "1h").strip().lower()
-    if every not in ("", "0", "off", "no", "false"):
-        period = parse_duration(every)
-        if period <= dt.timedelta(0):
-            period = dt.timedelta(hours=1)
+    period = maintain_period()
+    if period is not None:
         threads.append(Scheduler(db.ops, every=period).start())
     if os.environ.get("MARKETDB_BAR_REFRESHER", "on").strip().lower() not in ("0", "off", "no", "false"):
         refresher = db.bars.refresher()

@@ -19,6 +19,9 @@ def serve(
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
 ) -> None:
     """Serve the HTTP API (OpenAPI docs at /docs) on the embedded server or DATABASE_URL."""
+    from marketdb.services.ops.scheduler import maintain_period
+
+    maintain_period()  # a bad MARKETDB_MAINTAIN_EVERY is a clean error here, not a worker traceback
     # Migrate (embedded) or check the schema once, before any worker starts.
     db = connect_db()
     err_console.print(f"serving {db!r} on http://{host}:{port} (docs at /docs), {workers} worker(s)")

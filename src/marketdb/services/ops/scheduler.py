@@ -165,3 +165,16 @@ class Scheduler:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
+
+
+def maintain_period() -> dt.timedelta | None:
+    """``MARKETDB_MAINTAIN_EVERY`` as a period (None: off); a bad value is :class:`InvalidInput`."""
+    from marketdb.store.intervals import parse_duration
+
+    every = os.environ.get("MARKETDB_MAINTAIN_EVERY", "1h").strip().lower()
+    if every in ("", "0", "off", "no", "false"):
+        return None
+    period = parse_duration(every, what="MARKETDB_MAINTAIN_EVERY")
+    if period <= dt.timedelta(0):
+        raise InvalidInput(f"MARKETDB_MAINTAIN_EVERY={every!r}", hint="e.g. 15min or 1h, or off")
+    return period
